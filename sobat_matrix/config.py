@@ -295,10 +295,11 @@ class _ConfigReader:
         if node.has("password_file"):
             file_name = self.problems.string(node.child("password_file"))
         if node.has("password") and node.has("password_file"):
-            self.problems.add(
-                node.child("password_file"),
+            second = node.child("password_file")
+            self.problems.add_at(
+                second.key_line,
+                second,
                 "give either 'password' or 'password_file', not both",
-                line=node.child("password_file").key_line,
             )
             return None
 
@@ -313,10 +314,10 @@ class _ConfigReader:
 
         if not node.has("password") and not node.has("password_file"):
             if not self.allow_missing_password:
-                self.problems.add(
+                self.problems.add_at(
+                    node.anchor_line,
                     node,
                     f"missing 'password' or 'password_file' (or set {PASSWORD_ENV})",
-                    line=node.anchor_line,
                 )
         return None
 

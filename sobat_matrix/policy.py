@@ -255,10 +255,10 @@ class _PolicyReader:
         ok = True
         for lang, child in node.items():
             if not isinstance(lang, str) or not _LANGUAGE_CODE.fullmatch(lang):
-                self.problems.add(
+                self.problems.add_at(
+                    child.key_line,
                     child,
                     f"expected {_LANGUAGE_EXPECTED}, got {lang!r}",
-                    line=child.key_line,
                 )
                 ok = False
                 continue
@@ -269,10 +269,8 @@ class _PolicyReader:
             texts[lang] = text
 
         if REFERENCE_LANGUAGE not in node.value:
-            self.problems.add(
-                node,
-                "missing the 'id' (Bahasa Indonesia) text",
-                line=node.anchor_line,
+            self.problems.add_at(
+                node.anchor_line, node, "missing the 'id' (Bahasa Indonesia) text"
             )
             ok = False
         return MappingProxyType(texts) if ok else None
@@ -475,9 +473,7 @@ class _PolicyReader:
         before = len(self.problems)
 
         if not node.has("types") and not node.has("counsellors"):
-            self.problems.add(
-                node, "a step needs 'types', 'counsellors' or both", line=node.line
-            )
+            self.problems.add(node, "a step needs 'types', 'counsellors' or both")
         types: tuple[str, ...] | None = ()
         if node.has("types"):
             types = _values(

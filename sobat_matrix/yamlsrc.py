@@ -365,10 +365,13 @@ class Problems:
     def __len__(self) -> int:
         return len(self.items)
 
-    def add(self, node: Node, message: str, *, line: int | None = None) -> None:
-        """Record a problem with ``node``, at its value's line unless told."""
-        where = node.line if line is None else line
-        self.items.append(Problem(self.file, where, node.path, message))
+    def add(self, node: Node, message: str) -> None:
+        """Record a problem with the value of ``node``, at the value's line."""
+        self.items.append(Problem(self.file, node.line, node.path, message))
+
+    def add_at(self, line: int | None, node: Node, message: str) -> None:
+        """Record a problem with ``node`` at another line (its key, its parent)."""
+        self.items.append(Problem(self.file, line, node.path, message))
 
     def raise_if_any(self) -> None:
         if self.items:
@@ -384,14 +387,14 @@ class Problems:
 
         for key in node.value:
             if key not in keys:
-                self.add(
+                self.add_at(
+                    key_line_of(node.value, key),
                     node,
                     f"unknown key {key!r} (expected one of: {', '.join(keys)})",
-                    line=key_line_of(node.value, key),
                 )
         for key in required:
             if key not in node.value:
-                self.add(node, f"missing required key {key!r}", line=node.anchor_line)
+                self.add_at(node.anchor_line, node, f"missing required key {key!r}")
         return node.value
 
     def entries(
@@ -412,11 +415,11 @@ class Problems:
         good: list[tuple[str, Node]] = []
         for key, child in node.items():
             if not isinstance(key, str) or not key_pattern.fullmatch(key):
-                self.add(
+                self.add_at(
+                    child.key_line,
                     child,
                     "expected a key of lowercase letters, digits and '_' starting "
                     f"with a letter, got {key!r}",
-                    line=child.key_line,
                 )
                 continue
             good.append((key, child))

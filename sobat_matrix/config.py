@@ -267,9 +267,9 @@ class _ConfigReader:
 
     def _bot(self, node: Node) -> BotConfig | None:
         keys = ("user_id", "password", "password_file", "device_name", "display_name")
+        before = len(self.problems)
         if self.problems.mapping(node, keys, required=("user_id",)) is None:
             return None
-        before = len(self.problems)
 
         user_id = None
         if node.has("user_id"):
@@ -401,9 +401,9 @@ class _ConfigReader:
 
     def _access(self, node: Node) -> AccessConfig | None:
         keys = ("allowed_servers", "admin_join")
+        before = len(self.problems)
         if self.problems.mapping(node, keys) is None:
             return None
-        before = len(self.problems)
 
         servers: tuple[str, ...] = ()
         if node.has("allowed_servers"):

@@ -322,9 +322,9 @@ class _PolicyReader:
     ) -> Counsellor | None:
         keys = ("id", "name", "types", "gender", "languages", "max_open")
         required = ("id", "name", "types", "gender")
+        before = len(self.problems)
         if self.problems.mapping(node, keys, required=required) is None:
             return None
-        before = len(self.problems)
 
         user_id = None
         if node.has("id"):
@@ -405,9 +405,9 @@ class _PolicyReader:
 
     def _category(self, key: str, node: Node) -> Category | None:
         keys = ("label", "description", "ask", "route")
+        before = len(self.problems)
         if self.problems.mapping(node, keys, required=("label", "route")) is None:
             return None
-        before = len(self.problems)
 
         labels = self._labels(node.child("label")) if node.has("label") else None
         descriptions: Mapping[str, str] | None = MappingProxyType({})
@@ -468,9 +468,9 @@ class _PolicyReader:
 
     def _step(self, node: Node) -> RouteStep | None:
         keys = ("types", "counsellors", "timeout")
+        before = len(self.problems)
         if self.problems.mapping(node, keys, required=("timeout",)) is None:
             return None
-        before = len(self.problems)
 
         if not node.has("types") and not node.has("counsellors"):
             self.problems.add(node, "a step needs 'types', 'counsellors' or both")

@@ -38,6 +38,19 @@ DEFAULT_DEVICE_NAME = "sobat-matrix"
 DEFAULT_TIMEZONE = "Asia/Jakarta"
 DEFAULT_DAILY_AT = time(7, 0)
 
+_TOP_KEYS = (
+    "homeserver",
+    "bot",
+    "data_dir",
+    "policy",
+    "language",
+    "timezone",
+    "supervisors",
+    "statistics",
+    "access",
+    "logging",
+)
+_REQUIRED = ("homeserver", "bot", "data_dir", "policy")
 _TIME_OF_DAY = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 _PLACEHOLDERS = ("change_me", "changeme")
 
@@ -154,7 +167,18 @@ def load_config(
 
     problems.raise_if_any()
     assert config is not None, "a config with no problems is always built"
+    logger.info("config %s loaded", path.name)
     return config
+
+
+def _is_http_url(url: str) -> bool:
+    """Whether ``url`` is an http(s) URL with a host and, if any, a valid port."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # reading it checks it: ValueError for "x:abc"
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0
 
 
 class _ConfigReader:
@@ -174,20 +198,7 @@ class _ConfigReader:
         self.allow_missing_password = allow_missing_password
 
     def read(self, root: Node) -> Config | None:
-        keys = (
-            "homeserver",
-            "bot",
-            "data_dir",
-            "policy",
-            "language",
-            "timezone",
-            "supervisors",
-            "statistics",
-            "access",
-            "logging",
-        )
-        required = ("homeserver", "bot", "data_dir", "policy")
-        if self.problems.mapping(root, keys, required=required) is None:
+        if self.problems.mapping(root, _TOP_KEYS, required=_REQUIRED) is None:
             return None
 
         homeserver = self._key(root, "homeserver", self._homeserver, None)
@@ -257,8 +268,7 @@ class _ConfigReader:
         url = self.problems.string(url_node)
         if url is None:
             return None
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if not _is_http_url(url):
             self.problems.add(
                 url_node, f'expected an http:// or https:// URL, got "{url}"'
             )

@@ -280,6 +280,15 @@ def test_bad_password_from_environment(
             id="url-without-scheme",
         ),
         pytest.param(
+            '  url: "https://matrix.kota.test"',
+            '  url: "https://matrix.kota.test:port"',
+            [
+                "c.yaml:2: homeserver.url: expected an http:// or https:// URL, "
+                'got "https://matrix.kota.test:port"'
+            ],
+            id="url-bad-port",
+        ),
+        pytest.param(
             '  user_id: "@sobat:kota.test"',
             '  user_id: "sobat"',
             [

@@ -274,9 +274,9 @@ def _protected_table(today: list[int], week: list[int]) -> dict[_Cell, Figure]:
 def _cells_to_withhold(values: dict[_Cell, int], *, rows: int) -> set[_Cell]:
     """Shown cells to hide so that no hidden small figure can be worked out.
 
-    Greedy: while a reader could pin a small figure down, hide the smallest shown
-    cell of the column it sits in (then that column's total). Tables are small, so
-    recomputing what a reader knows each round costs nothing.
+    Greedy: while a reader could pin a small figure down, hide the shown cell that
+    leaves the fewest pinned, then the smallest; totals only when no cell is left.
+    Tables are small, so trying every cell each round costs nothing.
 
     This guards against a reader doing arithmetic on one report. It does not guard
     against one who re-runs this algorithm on guessed tables to learn why a ``*``
@@ -286,39 +286,33 @@ def _cells_to_withhold(values: dict[_Cell, int], *, rows: int) -> set[_Cell]:
     # TODO(stats): closing both gaps needs the caller's schedule (one report per
     # closed day) or added noise, not more suppression.
     withheld: set[_Cell] = set()
-    while True:
-        hidden = {c for c, v in values.items() if v < MIN_GROUP} | withheld
-        known = _reader_knowledge(values, hidden)
-        pinned = sorted(
-            (c for c in hidden if values[c] < MIN_GROUP and _pinned(known, c, rows)),
-            key=_cell_order,
-        )
-        if not pinned:
-            return withheld
-
-        extra = _next_to_withhold(values, hidden, column=pinned[0][0])
-        if extra is None:
+    pinned = _pinned_cells(values, withheld, rows)
+    while pinned:
+        shown = [c for c in values if values[c] >= MIN_GROUP and c not in withheld]
+        candidates = [c for c in shown if c[1] is not None] or shown
+        if not candidates:
             # Everything is hidden already; nothing shown is left to give it away.
-            return withheld
-        withheld.add(extra)
+            break
+
+        trials = {c: _pinned_cells(values, withheld | {c}, rows) for c in candidates}
+        best = min(candidates, key=lambda c: (len(trials[c]), values[c], _order(c)))
+        withheld.add(best)
+        pinned = trials[best]
+    return withheld
 
 
-def _cell_order(cell: _Cell) -> tuple[int, int]:
+def _order(cell: _Cell) -> tuple[int, int]:
     column, row = cell
     return (column, -1 if row is None else row)
 
 
-def _next_to_withhold(
-    values: dict[_Cell, int], hidden: set[_Cell], *, column: int
-) -> _Cell | None:
-    """The cheapest shown cell to hide: smallest in ``column``, then its total."""
-    shown = [c for c in values if c not in hidden]
-    in_column = [c for c in shown if c[0] == column and c[1] is not None]
-    if in_column:
-        return min(in_column, key=lambda c: (values[c], _cell_order(c)))
-    if (column, None) in shown:
-        return (column, None)
-    return min(shown, key=lambda c: (values[c], _cell_order(c)), default=None)
+def _pinned_cells(
+    values: dict[_Cell, int], withheld: set[_Cell], rows: int
+) -> set[_Cell]:
+    """Hidden small cells a reader could work out, with ``withheld`` hidden too."""
+    hidden = {c for c, v in values.items() if v < MIN_GROUP} | withheld
+    known = _reader_knowledge(values, hidden)
+    return {c for c in hidden if values[c] < MIN_GROUP and _pinned(known, c, rows)}
 
 
 def _reader_knowledge(values: dict[_Cell, int], hidden: set[_Cell]) -> _Known:

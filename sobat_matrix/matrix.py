@@ -1,0 +1,436 @@
+"""The bot's connection to its homeserver: login, sync, encrypted sends, room admin.
+
+matrix-nio does the end-to-end encryption. This module adds what a long-running
+service needs around it:
+
+- the session (access token, device ID) and nio's E2EE store are kept in the data
+  directory and reused; the bot never logs out, because logging out deletes the
+  device and the keys other people shared with it;
+- sends refuse to go out in plaintext to a room that the bot expects to be encrypted
+  (nio would silently send plaintext to a room it does not know yet);
+- nio results are values: they are checked where a call is made and turned into
+  :class:`MatrixError` here, at one boundary;
+- calls nio has no method for (createRoom with a full body, Synapse's admin API) go
+  through :meth:`Matrix.request`, which retries a 429 a bounded number of times with
+  the server's ``retry_after_ms``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    ErrorResponse,
+    LoginResponse,
+    RoomSendResponse,
+    SyncResponse,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_RATE_LIMIT_RETRIES = 5
+MAX_RETRY_WAIT_S = 60.0
+SYNC_FILTER: dict[str, Any] = {
+    "room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": False}},
+    "presence": {"not_types": ["*"]},
+}
+
+
+class MatrixError(Exception):
+    """The homeserver refused or failed a request."""
+
+    def __init__(self, what: str, status: int | None, errcode: str | None) -> None:
+        self.what = what
+        self.status = status
+        self.errcode = errcode
+        super().__init__(f"{what} failed: {status} {errcode}")
+
+
+class RoomNotReady(Exception):
+    """The room is not known from a sync yet, so a send could not be encrypted."""
+
+
+class NotEncrypted(Exception):
+    """The room is not encrypted; the bot refuses to send there in plaintext."""
+
+
+class StoreMissing(Exception):
+    """A saved session exists but its E2EE store is gone."""
+
+
+@dataclass(frozen=True)
+class Session:
+    user_id: str
+    device_id: str
+    access_token: str
+
+    def __repr__(self) -> str:
+        return f"Session(user_id={self.user_id!r}, device_id={self.device_id!r})"
+
+
+def _q(value: str) -> str:
+    return quote(value, safe="")
+
+
+class Matrix:
+    """One logged-in bot device."""
+
+    def __init__(
+        self,
+        homeserver_url: str,
+        user_id: str,
+        data_dir: Path,
+        *,
+        device_name: str,
+        pickle_key: str,
+    ) -> None:
+        self.homeserver_url = homeserver_url.rstrip("/")
+        self.user_id = user_id
+        self.data_dir = data_dir
+        self.device_name = device_name
+        self.store_dir = data_dir / "e2ee"
+        self.session_file = data_dir / "session.json"
+        self.client = AsyncClient(
+            self.homeserver_url,
+            user_id,
+            store_path=str(self.store_dir),
+            config=AsyncClientConfig(
+                encryption_enabled=True,
+                store_sync_tokens=False,
+                pickle_key=pickle_key,
+                max_limit_exceeded=MAX_RATE_LIMIT_RETRIES,
+                max_timeouts=3,
+            ),
+        )
+        self._http: aiohttp.ClientSession | None = None
+        self._keys_lock = asyncio.Lock()
+
+    # -- session -------------------------------------------------------------------
+
+    async def connect(self, password: str | None) -> None:
+        """Restore the saved session, or log in once with the password."""
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        session = self._load_session()
+
+        if session is not None:
+            store_file = self.store_dir / f"{session.user_id}_{session.device_id}.db"
+            if not store_file.exists():
+                raise StoreMissing(str(store_file))
+            self.client.restore_login(
+                session.user_id, session.device_id, session.access_token
+            )
+            await self.whoami()
+            logger.info("restored session of device %s", session.device_id)
+        else:
+            if not password:
+                raise MatrixError("login (no password configured)", None, None)
+            resp = await self.client.login(password, device_name=self.device_name)
+            if not isinstance(resp, LoginResponse):
+                raise MatrixError("login", _status(resp), _errcode(resp))
+            self._save_session(Session(resp.user_id, resp.device_id, resp.access_token))
+            logger.info("logged in as new device %s", resp.device_id)
+
+        await self.housekeeping()
+
+    def _load_session(self) -> Session | None:
+        if not self.session_file.exists():
+            return None
+        data = json.loads(self.session_file.read_text(encoding="utf-8"))
+        return Session(data["user_id"], data["device_id"], data["access_token"])
+
+    def _save_session(self, session: Session) -> None:
+        tmp = self.session_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(
+                {
+                    "user_id": session.user_id,
+                    "device_id": session.device_id,
+                    "access_token": session.access_token,
+                },
+                fh,
+            )
+        os.replace(tmp, self.session_file)
+
+    @property
+    def device_id(self) -> str:
+        return str(self.client.device_id)
+
+    async def close(self) -> None:
+        """Close connections. Deliberately no logout: that would delete the device."""
+        await self.client.close()
+        if self._http is not None:
+            await self._http.close()
+
+    # -- raw requests ----------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        what: str,
+    ) -> dict[str, Any]:
+        """A client-server or admin API call with bounded 429 retries."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        headers = {"Authorization": f"Bearer {self.client.access_token}"}
+
+        for attempt in range(MAX_RATE_LIMIT_RETRIES + 1):
+            async with self._http.request(
+                method, self.homeserver_url + path, json=body, headers=headers
+            ) as resp:
+                try:
+                    data = await resp.json(content_type=None)
+                except (json.JSONDecodeError, aiohttp.ContentTypeError):
+                    data = {}
+                if not isinstance(data, dict):
+                    data = {}
+                if resp.status < 300:
+                    return data
+                if resp.status != 429 or attempt == MAX_RATE_LIMIT_RETRIES:
+                    raise MatrixError(what, resp.status, data.get("errcode"))
+
+            wait_s = _retry_wait_s(data, attempt)
+            logger.warning("%s rate-limited; retrying in %.1f s", what, wait_s)
+            await asyncio.sleep(wait_s)
+
+        raise AssertionError("unreachable")
+
+    async def whoami(self) -> str:
+        data = await self.request(
+            "GET", "/_matrix/client/v3/account/whoami", what="whoami"
+        )
+        return str(data.get("user_id", ""))
+
+    async def is_server_admin(self) -> bool:
+        try:
+            data = await self.request(
+                "GET",
+                f"/_synapse/admin/v1/users/{_q(self.user_id)}/admin",
+                what="admin check",
+            )
+        except MatrixError:
+            return False
+        return bool(data.get("admin"))
+
+    async def default_room_version(self) -> str:
+        data = await self.request(
+            "GET", "/_matrix/client/v3/capabilities", what="capabilities"
+        )
+        versions = data.get("capabilities", {}).get("m.room_versions", {})
+        return str(versions.get("default", "10"))
+
+    async def set_display_name(self, name: str) -> None:
+        await self.request(
+            "PUT",
+            f"/_matrix/client/v3/profile/{_q(self.user_id)}/displayname",
+            {"displayname": name},
+            what="set display name",
+        )
+
+    # -- rooms -------------------------------------------------------------------
+
+    async def create_room(self, body: dict[str, Any]) -> str:
+        data = await self.request(
+            "POST", "/_matrix/client/v3/createRoom", body, what="createRoom"
+        )
+        return str(data["room_id"])
+
+    async def joined_rooms(self) -> list[str]:
+        data = await self.request(
+            "GET", "/_matrix/client/v3/joined_rooms", what="joined_rooms"
+        )
+        return [str(r) for r in data.get("joined_rooms", [])]
+
+    async def state_event(
+        self, room_id: str, event_type: str, state_key: str = ""
+    ) -> dict[str, Any]:
+        return await self.request(
+            "GET",
+            f"/_matrix/client/v3/rooms/{_q(room_id)}/state/{_q(event_type)}/"
+            f"{_q(state_key)}",
+            what=f"get {event_type}",
+        )
+
+    async def put_state(
+        self,
+        room_id: str,
+        event_type: str,
+        content: dict[str, Any],
+        state_key: str = "",
+    ) -> None:
+        await self.request(
+            "PUT",
+            f"/_matrix/client/v3/rooms/{_q(room_id)}/state/{_q(event_type)}/"
+            f"{_q(state_key)}",
+            content,
+            what=f"set {event_type}",
+        )
+
+    async def find_room_by_token(self, token_key: str, token: str) -> str | None:
+        """The joined room whose creation event carries ``token``, if any."""
+        for room_id in await self.joined_rooms():
+            try:
+                create = await self.state_event(room_id, "m.room.create")
+            except MatrixError:
+                continue
+            if create.get(token_key) == token:
+                return room_id
+        return None
+
+    async def invite(self, room_id: str, user_id: str) -> None:
+        try:
+            await self.request(
+                "POST",
+                f"/_matrix/client/v3/rooms/{_q(room_id)}/invite",
+                {"user_id": user_id},
+                what="invite",
+            )
+        except MatrixError as exc:
+            # Inviting someone who is already invited or joined is a 403 on Synapse.
+            if exc.status == 403 and await self._is_member(room_id, user_id):
+                return
+            raise
+
+    async def admin_join(self, room_id: str, user_id: str) -> None:
+        """Join a local user to a room through Synapse's admin API."""
+        await self.request(
+            "POST",
+            f"/_synapse/admin/v1/join/{_q(room_id)}",
+            {"user_id": user_id},
+            what="admin join",
+        )
+
+    async def _is_member(self, room_id: str, user_id: str) -> bool:
+        try:
+            member = await self.state_event(room_id, "m.room.member", user_id)
+        except MatrixError:
+            return False
+        return member.get("membership") in ("invite", "join")
+
+    async def kick(self, room_id: str, user_id: str, reason: str) -> None:
+        try:
+            await self.request(
+                "POST",
+                f"/_matrix/client/v3/rooms/{_q(room_id)}/kick",
+                {"user_id": user_id, "reason": reason},
+                what="kick",
+            )
+        except MatrixError as exc:
+            # Someone who already left cannot be kicked; that is what we wanted.
+            if exc.status == 403 and not await self._is_member(room_id, user_id):
+                return
+            raise
+
+    async def leave(self, room_id: str) -> None:
+        await self.request(
+            "POST", f"/_matrix/client/v3/rooms/{_q(room_id)}/leave", {}, what="leave"
+        )
+        await self.request(
+            "POST", f"/_matrix/client/v3/rooms/{_q(room_id)}/forget", {}, what="forget"
+        )
+
+    # -- messages ------------------------------------------------------------------
+
+    async def send(
+        self,
+        room_id: str,
+        content: dict[str, Any],
+        txn_id: str,
+        *,
+        event_type: str = "m.room.message",
+        allow_plaintext: bool = False,
+    ) -> str:
+        """Send an event, encrypted; raise rather than fall back to plaintext.
+
+        ``txn_id`` makes a retried send idempotent: Synapse answers a repeated
+        transaction ID with the event it already created.
+        """
+        room = self.client.rooms.get(room_id)
+        if room is None:
+            raise RoomNotReady(room_id)
+        if not room.encrypted and not allow_plaintext:
+            raise NotEncrypted(room_id)
+
+        await self.ensure_device_keys()
+        resp = await self.client.room_send(
+            room_id,
+            event_type,
+            content,
+            tx_id=txn_id,
+            ignore_unverified_devices=True,
+        )
+        if not isinstance(resp, RoomSendResponse):
+            raise MatrixError("send", _status(resp), _errcode(resp))
+        return str(resp.event_id)
+
+    async def ensure_device_keys(self) -> None:
+        """Fetch the device lists of new members before a room key is shared.
+
+        Without this a member who joined in the last sync may miss the key of the
+        next message, because nio shares only with devices it already knows.
+        """
+        async with self._keys_lock:
+            if self.client.should_query_keys:
+                await self.client.keys_query()
+
+    # -- sync ----------------------------------------------------------------------
+
+    async def sync(
+        self, since: str | None, *, full_state: bool, timeout_ms: int
+    ) -> SyncResponse:
+        resp = await self.client.sync(
+            timeout=timeout_ms,
+            sync_filter=SYNC_FILTER,
+            since=since,
+            full_state=full_state,
+        )
+        if not isinstance(resp, SyncResponse):
+            raise MatrixError("sync", _status(resp), _errcode(resp))
+        return resp
+
+    async def housekeeping(self) -> None:
+        """The E2EE chores nio's own sync loop would do between two syncs."""
+        client = self.client
+        if client.outgoing_to_device_messages:
+            await client.send_to_device_messages()
+        if client.should_upload_keys:
+            await client.keys_upload()
+        await self.ensure_device_keys()
+        if client.should_claim_keys:
+            await client.keys_claim(client.get_users_for_key_claiming())
+
+
+def _status(resp: Any) -> int | None:
+    transport = getattr(resp, "transport_response", None)
+    status = getattr(transport, "status", None)
+    return int(status) if isinstance(status, int) else None
+
+
+def _errcode(resp: Any) -> str | None:
+    # nio keeps the Matrix errcode (M_FORBIDDEN, ...) in ``status_code``.
+    if isinstance(resp, ErrorResponse) and resp.status_code:
+        return str(resp.status_code)
+    return None
+
+
+def _retry_wait_s(data: dict[str, Any], attempt: int) -> float:
+    retry_after_ms = data.get("retry_after_ms")
+    if isinstance(retry_after_ms, int | float) and retry_after_ms > 0:
+        wait_s = retry_after_ms / 1000
+    else:
+        wait_s = 0.5 * 2**attempt + random.uniform(0, 0.25)
+    return min(wait_s, MAX_RETRY_WAIT_S)

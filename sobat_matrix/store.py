@@ -1,0 +1,541 @@
+"""The bot's state in SQLite: curhats, offers, direct chats, rooms it owns, the outbox.
+
+What is kept, and what is not: Matrix IDs of the people in a curhat (needed to bring
+them into the room), the choices a warga made at intake (category and preferences),
+timestamps, ratings, and the bot's own outgoing notices until they are sent. Never a
+message body written by a warga or a counsellor.
+
+All access goes through :meth:`Store.tx`, one transaction at a time. The rule for
+callers: no Matrix I/O inside a transaction, so a transaction is short and a crash
+leaves either all of a step or none of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+logger = logging.getLogger(__name__)
+
+# Numbered migrations; the database's user_version says how many have run.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE handled_events (event_id TEXT PRIMARY KEY, handled_at REAL NOT NULL);
+    CREATE TABLE owned_rooms (
+        purpose TEXT PRIMARY KEY,
+        token TEXT NOT NULL UNIQUE,
+        room_id TEXT UNIQUE,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at REAL,
+        closed INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE dm_rooms (
+        room_id TEXT PRIMARY KEY,
+        warga TEXT NOT NULL,
+        step TEXT NOT NULL,
+        category TEXT,
+        pref_type TEXT,
+        pref_gender TEXT,
+        rating_case INTEGER,
+        rating_event_id TEXT,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE cases (
+        id INTEGER PRIMARY KEY,
+        code TEXT NOT NULL UNIQUE,
+        warga TEXT,
+        dm_room TEXT,
+        category TEXT NOT NULL,
+        pref_type TEXT,
+        pref_gender TEXT,
+        status TEXT NOT NULL,
+        counsellor TEXT,
+        requested_at REAL NOT NULL,
+        room_ready_at REAL,
+        accepted_at REAL,
+        counsellor_brought INTEGER NOT NULL DEFAULT 0,
+        counsellor_joined_at REAL,
+        warga_brought INTEGER NOT NULL DEFAULT 0,
+        warga_joined_at REAL,
+        started_at REAL,
+        close_requested_at REAL,
+        closed_by TEXT,
+        closed_at REAL,
+        rating INTEGER,
+        told_no_counsellor INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX cases_status ON cases (status);
+    CREATE TABLE offers (
+        id INTEGER PRIMARY KEY,
+        case_id INTEGER NOT NULL REFERENCES cases (id),
+        counsellor TEXT NOT NULL,
+        step_index INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        event_id TEXT,
+        offered_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        answered_at REAL
+    );
+    CREATE INDEX offers_status ON offers (status);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        room_id TEXT NOT NULL,
+        txn_id TEXT NOT NULL UNIQUE,
+        content TEXT NOT NULL,
+        ref TEXT,
+        created_at REAL NOT NULL
+    );
+    """,
+]
+
+# A curhat's life. "waiting": no counsellor yet; "accepted": a counsellor said yes
+# and is being brought in; "active": both are in and may talk; "closing": someone
+# ended it and the room is being closed; "closed" and "cancelled" are final.
+OPEN_STATUSES = ("waiting", "accepted", "active", "closing")
+BUSY_STATUSES = ("accepted", "active", "closing")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One curhat as the store holds it."""
+
+    id: int
+    code: str
+    warga: str | None
+    dm_room: str | None
+    category: str
+    pref_type: str | None
+    pref_gender: str | None
+    status: str
+    counsellor: str | None
+    requested_at: float
+    room_ready_at: float | None
+    accepted_at: float | None
+    counsellor_brought: bool
+    counsellor_joined_at: float | None
+    warga_brought: bool
+    warga_joined_at: float | None
+    started_at: float | None
+    close_requested_at: float | None
+    closed_by: str | None
+    closed_at: float | None
+    rating: int | None
+    told_no_counsellor: bool
+
+    @property
+    def purpose(self) -> str:
+        return case_purpose(self.id)
+
+
+@dataclass(frozen=True)
+class Offer:
+    """An offer of one case to one counsellor."""
+
+    id: int
+    case_id: int
+    counsellor: str
+    step_index: int
+    status: str
+    event_id: str | None
+    offered_at: float
+    expires_at: float
+    answered_at: float | None
+
+
+@dataclass(frozen=True)
+class DirectChat:
+    """A warga's direct chat with the bot and where the intake stands."""
+
+    room_id: str
+    warga: str
+    step: str
+    category: str | None
+    pref_type: str | None
+    pref_gender: str | None
+    rating_case: int | None
+    rating_event_id: str | None
+
+
+@dataclass(frozen=True)
+class OwnedRoom:
+    """A room the bot creates: a curhat room, a duty room or the supervisors' room."""
+
+    purpose: str
+    token: str
+    room_id: str | None
+    attempts: int
+    closed: bool
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    room_id: str
+    txn_id: str
+    content: dict[str, Any]
+    ref: str | None
+
+
+def case_purpose(case_id: int) -> str:
+    return f"case:{case_id}"
+
+
+def duty_purpose(counsellor: str) -> str:
+    return f"duty:{counsellor}"
+
+
+SUPERVISORS_PURPOSE = "supervisors"
+
+
+def _case(row: aiosqlite.Row) -> Case:
+    d = dict(row)
+    for flag in ("counsellor_brought", "warga_brought", "told_no_counsellor"):
+        d[flag] = bool(d[flag])
+    return Case(**d)
+
+
+class Tx:
+    """Queries and updates inside one transaction."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def _one(self, sql: str, args: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self._db.execute(sql, tuple(args)) as cur:
+            return await cur.fetchone()
+
+    async def _all(self, sql: str, args: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._db.execute(sql, tuple(args)) as cur:
+            return list(await cur.fetchall())
+
+    async def _run(self, sql: str, args: Iterable[Any] = ()) -> int:
+        async with self._db.execute(sql, tuple(args)) as cur:
+            return cur.lastrowid or 0
+
+    # -- meta and dedup ----------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row["value"])
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._run(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    async def claim_event(self, event_id: str) -> bool:
+        """Record an event as handled; False if it was handled before."""
+        row = await self._one(
+            "SELECT 1 FROM handled_events WHERE event_id = ?", (event_id,)
+        )
+        if row is not None:
+            return False
+        await self._run(
+            "INSERT INTO handled_events (event_id, handled_at) VALUES (?, ?)",
+            (event_id, time.time()),
+        )
+        return True
+
+    # -- owned rooms -------------------------------------------------------------
+
+    async def owned_room(self, purpose: str) -> OwnedRoom | None:
+        row = await self._one("SELECT * FROM owned_rooms WHERE purpose = ?", (purpose,))
+        if row is None:
+            return None
+        return OwnedRoom(
+            row["purpose"],
+            row["token"],
+            row["room_id"],
+            row["attempts"],
+            bool(row["closed"]),
+        )
+
+    async def owned_room_by_id(self, room_id: str) -> OwnedRoom | None:
+        row = await self._one(
+            "SELECT purpose FROM owned_rooms WHERE room_id = ?", (room_id,)
+        )
+        return None if row is None else await self.owned_room(row["purpose"])
+
+    async def want_room(self, purpose: str, token: str) -> OwnedRoom:
+        """Register a room to be created; keeps an existing registration."""
+        await self._run(
+            "INSERT OR IGNORE INTO owned_rooms (purpose, token) VALUES (?, ?)",
+            (purpose, token),
+        )
+        room = await self.owned_room(purpose)
+        assert room is not None
+        return room
+
+    async def note_room_attempt(self, purpose: str) -> None:
+        await self._run(
+            "UPDATE owned_rooms SET attempts = attempts + 1 WHERE purpose = ?",
+            (purpose,),
+        )
+
+    async def set_room_id(self, purpose: str, room_id: str) -> None:
+        await self._run(
+            "UPDATE owned_rooms SET room_id = ?, created_at = ? WHERE purpose = ?",
+            (room_id, time.time(), purpose),
+        )
+
+    async def close_owned_room(self, purpose: str) -> None:
+        await self._run(
+            "UPDATE owned_rooms SET closed = 1 WHERE purpose = ?", (purpose,)
+        )
+
+    async def forget_owned_room(self, purpose: str) -> None:
+        await self._run("DELETE FROM owned_rooms WHERE purpose = ?", (purpose,))
+
+    async def rooms_wanted(self) -> list[OwnedRoom]:
+        rows = await self._all(
+            "SELECT purpose FROM owned_rooms WHERE room_id IS NULL AND closed = 0"
+        )
+        return [r for row in rows if (r := await self.owned_room(row["purpose"]))]
+
+    # -- direct chats ------------------------------------------------------------
+
+    async def direct_chat(self, room_id: str) -> DirectChat | None:
+        row = await self._one(
+            "SELECT room_id, warga, step, category, pref_type, pref_gender,"
+            " rating_case, rating_event_id FROM dm_rooms WHERE room_id = ?",
+            (room_id,),
+        )
+        return None if row is None else DirectChat(**dict(row))
+
+    async def add_direct_chat(self, room_id: str, warga: str) -> None:
+        await self._run(
+            "INSERT OR IGNORE INTO dm_rooms (room_id, warga, step, updated_at)"
+            " VALUES (?, ?, 'joining', ?)",
+            (room_id, warga, time.time()),
+        )
+
+    async def update_direct_chat(self, room_id: str, **fields: Any) -> None:
+        allowed = {
+            "step",
+            "category",
+            "pref_type",
+            "pref_gender",
+            "rating_case",
+            "rating_event_id",
+        }
+        assert set(fields) <= allowed, fields
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        await self._run(
+            f"UPDATE dm_rooms SET {sets}, updated_at = ? WHERE room_id = ?",
+            (*fields.values(), time.time(), room_id),
+        )
+
+    async def drop_direct_chat(self, room_id: str) -> None:
+        await self._run("DELETE FROM dm_rooms WHERE room_id = ?", (room_id,))
+
+    # -- cases -------------------------------------------------------------------
+
+    async def add_case(
+        self,
+        *,
+        code: str,
+        warga: str,
+        dm_room: str,
+        category: str,
+        pref_type: str | None,
+        pref_gender: str | None,
+    ) -> Case:
+        case_id = await self._run(
+            "INSERT INTO cases (code, warga, dm_room, category, pref_type,"
+            " pref_gender, status, requested_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'waiting', ?)",
+            (code, warga, dm_room, category, pref_type, pref_gender, time.time()),
+        )
+        case = await self.case(case_id)
+        assert case is not None
+        return case
+
+    async def code_in_use(self, code: str) -> bool:
+        return (
+            await self._one("SELECT 1 FROM cases WHERE code = ?", (code,)) is not None
+        )
+
+    async def case(self, case_id: int) -> Case | None:
+        row = await self._one("SELECT * FROM cases WHERE id = ?", (case_id,))
+        return None if row is None else _case(row)
+
+    async def case_by_code(self, code: str) -> Case | None:
+        row = await self._one("SELECT * FROM cases WHERE code = ?", (code,))
+        return None if row is None else _case(row)
+
+    async def open_case_of(self, warga: str) -> Case | None:
+        marks = ",".join("?" * len(OPEN_STATUSES))
+        row = await self._one(
+            f"SELECT * FROM cases WHERE warga = ? AND status IN ({marks})"
+            " ORDER BY id DESC LIMIT 1",
+            (warga, *OPEN_STATUSES),
+        )
+        return None if row is None else _case(row)
+
+    async def open_cases(self) -> list[Case]:
+        marks = ",".join("?" * len(OPEN_STATUSES))
+        rows = await self._all(
+            f"SELECT * FROM cases WHERE status IN ({marks}) ORDER BY requested_at, id",
+            OPEN_STATUSES,
+        )
+        return [_case(r) for r in rows]
+
+    async def update_case(self, case_id: int, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        await self._run(
+            f"UPDATE cases SET {sets} WHERE id = ?", (*fields.values(), case_id)
+        )
+
+    async def queue_position(self, case: Case) -> int:
+        row = await self._one(
+            "SELECT COUNT(*) AS n FROM cases WHERE status = 'waiting'"
+            " AND (requested_at < ? OR (requested_at = ? AND id <= ?))",
+            (case.requested_at, case.requested_at, case.id),
+        )
+        assert row is not None
+        return int(row["n"])
+
+    async def busy_counts(self) -> dict[str, int]:
+        marks = ",".join("?" * len(BUSY_STATUSES))
+        rows = await self._all(
+            f"SELECT counsellor, COUNT(*) AS n FROM cases WHERE status IN ({marks})"
+            " AND counsellor IS NOT NULL GROUP BY counsellor",
+            BUSY_STATUSES,
+        )
+        return {r["counsellor"]: int(r["n"]) for r in rows}
+
+    async def all_cases(self, since: float) -> list[Case]:
+        rows = await self._all(
+            "SELECT * FROM cases WHERE requested_at >= ? ORDER BY id", (since,)
+        )
+        return [_case(r) for r in rows]
+
+    # -- offers ------------------------------------------------------------------
+
+    async def add_offer(
+        self, case_id: int, counsellor: str, step_index: int, timeout_s: float
+    ) -> Offer:
+        now = time.time()
+        offer_id = await self._run(
+            "INSERT INTO offers (case_id, counsellor, step_index, status,"
+            " offered_at, expires_at) VALUES (?, ?, ?, 'pending', ?, ?)",
+            (case_id, counsellor, step_index, now, now + timeout_s),
+        )
+        offer = await self.offer(offer_id)
+        assert offer is not None
+        return offer
+
+    async def offer(self, offer_id: int) -> Offer | None:
+        row = await self._one("SELECT * FROM offers WHERE id = ?", (offer_id,))
+        return None if row is None else Offer(**dict(row))
+
+    async def offers_of_case(self, case_id: int) -> list[Offer]:
+        rows = await self._all(
+            "SELECT * FROM offers WHERE case_id = ? ORDER BY id", (case_id,)
+        )
+        return [Offer(**dict(r)) for r in rows]
+
+    async def pending_offers(self) -> list[Offer]:
+        rows = await self._all(
+            "SELECT * FROM offers WHERE status = 'pending' ORDER BY id"
+        )
+        return [Offer(**dict(r)) for r in rows]
+
+    async def pending_offer_by_event(self, event_id: str) -> Offer | None:
+        row = await self._one(
+            "SELECT * FROM offers WHERE event_id = ? AND status = 'pending'",
+            (event_id,),
+        )
+        return None if row is None else Offer(**dict(row))
+
+    async def answer_offer(self, offer_id: int, status: str) -> None:
+        await self._run(
+            "UPDATE offers SET status = ?, answered_at = ? WHERE id = ?",
+            (status, time.time(), offer_id),
+        )
+
+    async def set_offer_event(self, offer_id: int, event_id: str) -> None:
+        await self._run(
+            "UPDATE offers SET event_id = ? WHERE id = ?", (event_id, offer_id)
+        )
+
+    # -- outbox ------------------------------------------------------------------
+
+    async def enqueue(
+        self, room_id: str, txn_id: str, content: dict[str, Any], ref: str | None
+    ) -> None:
+        await self._run(
+            "INSERT OR IGNORE INTO outbox (room_id, txn_id, content, ref, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (room_id, txn_id, json.dumps(content), ref, time.time()),
+        )
+
+    async def outbox(self) -> list[OutboxItem]:
+        rows = await self._all("SELECT * FROM outbox ORDER BY id")
+        return [
+            OutboxItem(
+                r["id"], r["room_id"], r["txn_id"], json.loads(r["content"]), r["ref"]
+            )
+            for r in rows
+        ]
+
+    async def sent(self, item_id: int) -> None:
+        await self._run("DELETE FROM outbox WHERE id = ?", (item_id,))
+
+
+class Store:
+    """The SQLite database, one connection, one transaction at a time."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path, isolation_level=None)
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA synchronous = FULL")
+        await db.execute("PRAGMA foreign_keys = ON")
+        await _migrate(db)
+        return cls(db)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[Tx]:
+        """One transaction: committed on success, rolled back on any exception."""
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(self._db)
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    async with db.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    version = int(row[0]) if row else 0
+
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        logger.info("applying database migration %d", number)
+        await db.executescript(
+            f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;"
+        )

@@ -1,0 +1,146 @@
+"""``sobat-matrix`` command line: run the bot, check files, run the local demo.
+
+Exit codes tell an operator (or systemd) what kind of failure stopped the bot:
+0 success, 78 config or policy invalid, 74 the bot's stored state is unusable,
+69 the homeserver refused or could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from . import logsetup
+from .config import Config, load_config
+from .errors import ConfigError
+from .matrix import MatrixError, StoreMissing
+from .policy import Policy, load_policy
+
+logger = logging.getLogger(__name__)
+
+EXIT_CONFIG = 78
+EXIT_STORE = 74
+EXIT_UNAVAILABLE = 69
+
+
+def load_all(
+    config_path: Path, *, allow_missing_password: bool = False
+) -> tuple[Config, Policy]:
+    """Config and policy, each validated fully; raises ConfigError with all problems."""
+    config = load_config(config_path, allow_missing_password=allow_missing_password)
+    policy = load_policy(
+        config.policy_path,
+        bot_user_id=config.bot.user_id,
+        supervisors=config.supervisors,
+    )
+    return config, policy
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        config, policy = load_all(args.config, allow_missing_password=True)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+    print(
+        f"{args.config}: OK; {policy.source}: OK "
+        f"({len(policy.counsellors)} counsellors, {len(policy.categories)} categories)"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        config, policy = load_all(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+
+    logsetup.configure(config.logging.level)
+    try:
+        asyncio.run(run_service(config, policy))
+    except StoreMissing as exc:
+        logger.error(
+            "the E2EE store %s is missing; the saved session cannot decrypt anything. "
+            "Restore the data directory from backup, or delete %s to log in as a new "
+            "device (people will then have to share keys with it again)",
+            exc,
+            config.data_dir / "session.json",
+        )
+        return EXIT_STORE
+    except MatrixError as exc:
+        logger.error("homeserver problem: %s", exc)
+        return EXIT_UNAVAILABLE
+    return 0
+
+
+async def run_service(config: Config, policy: Policy) -> None:
+    """Run the bot until SIGINT or SIGTERM."""
+    from .service import Service
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await Service(config, policy).run_until(stop)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import main as demo_main
+
+    return demo_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sobat-matrix",
+        description="Encrypted curhat service for a city, as a Matrix bot.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the bot")
+    run.add_argument("--config", type=Path, default=Path("config.yaml"))
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check", help="validate the config and the policy")
+    check.add_argument("--config", type=Path, default=Path("config.yaml"))
+    check.set_defaults(func=cmd_check)
+
+    demo = sub.add_parser(
+        "demo", help="run everything on a throwaway local Synapse (embedded default)"
+    )
+    demo.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".sobat-demo"),
+        help="where the local homeserver, accounts and bot data live",
+    )
+    demo.add_argument(
+        "--policy",
+        type=Path,
+        default=None,
+        help="policy file (default: the Sukabumi sample)",
+    )
+    demo.add_argument("--port", type=int, default=8008)
+    demo.add_argument(
+        "--scripted",
+        action="store_true",
+        help="drive a warga and a counsellor through one curhat, then exit",
+    )
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,438 @@
+"""Moves every curhat forward from what the store says, after events and after restarts.
+
+Event handlers only record what happened. This reconciler then does the slow work
+(creating rooms, bringing people in, closing rooms) from the recorded state, each step
+idempotent and recorded once done, so a crash at any point is finished by the next
+pass after the restart, and never done twice: a room is found again by its creation
+token before another is created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import rooms
+from .matrix import MatrixError
+from .routing import Load, Preference, choose
+from .runtime import Runtime
+from .store import (
+    SUPERVISORS_PURPOSE,
+    Case,
+    Tx,
+    case_purpose,
+    duty_purpose,
+)
+from .tasks import TaskSet
+
+logger = logging.getLogger(__name__)
+
+TICK_S = 1.0
+# After a failed step a case waits this long (doubling, capped) before the next try.
+RETRY_BASE_S = 2.0
+RETRY_MAX_S = 120.0
+CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
+def new_code() -> str:
+    """A short case code without look-alike characters (0/O, 1/I)."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(4))
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def waited(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes} mnt" if minutes else f"{int(seconds)} dtk"
+
+
+class Reconciler:
+    """One pass at a time; each room or case handled in its own task."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.tasks = TaskSet()
+        self._inflight: set[str] = set()
+        self._retry_at: dict[str, float] = {}
+        self._failures: dict[str, int] = {}
+
+    async def run(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(TICK_S):
+                    await self.rt.wake_reconciler.wait()
+            except TimeoutError:
+                pass
+            self.rt.wake_reconciler.clear()
+
+            try:
+                await self.one_pass()
+            except Exception as exc:  # noqa: BLE001 - the loop must survive
+                logger.error(
+                    "reconciler pass failed: %s", type(exc).__name__, exc_info=exc
+                )
+
+    async def stop(self) -> None:
+        await self.tasks.cancel_all()
+
+    async def one_pass(self) -> None:
+        await self._register_staff_rooms()
+        async with self.rt.store.tx() as tx:
+            await self._expire_offers(tx)
+            await self._dispatch(tx)
+            wanted = await tx.rooms_wanted()
+            cases = await tx.open_cases()
+
+        for room in wanted:
+            if not room.purpose.startswith("case:"):
+                self._start(room.purpose, self._ensure_staff_room(room.purpose))
+        for case in cases:
+            self._start(case.purpose, self._advance(case.id))
+
+    def _start(self, key: str, coro: Any) -> None:
+        now = time.monotonic()
+        if key in self._inflight or self._retry_at.get(key, 0) > now:
+            coro.close()
+            return
+        self._inflight.add(key)
+        self.tasks.spawn(f"reconcile {key}", self._guarded(key, coro))
+
+    async def _guarded(self, key: str, coro: Any) -> None:
+        try:
+            await coro
+            self._failures.pop(key, None)
+            self._retry_at.pop(key, None)
+        except Exception as exc:  # noqa: BLE001 - retried with backoff
+            failures = self._failures.get(key, 0) + 1
+            self._failures[key] = failures
+            delay = min(RETRY_BASE_S * 2 ** (failures - 1), RETRY_MAX_S)
+            self._retry_at[key] = time.monotonic() + delay
+            logger.warning(
+                "step for %s failed (%s), retry in %.0f s",
+                key.split(":")[0],
+                type(exc).__name__,
+                delay,
+            )
+        finally:
+            self._inflight.discard(key)
+
+    # -- rooms the bot owns ------------------------------------------------------------
+
+    async def _register_staff_rooms(self) -> None:
+        purposes = [duty_purpose(c.user_id) for c in self.rt.policy.counsellors]
+        if self.rt.config.supervisors:
+            purposes.append(SUPERVISORS_PURPOSE)
+        async with self.rt.store.tx() as tx:
+            for purpose in purposes:
+                await tx.want_room(purpose, new_token())
+
+    async def ensure_room(
+        self, purpose: str, body: Callable[[str], dict[str, Any]]
+    ) -> str:
+        """The room for ``purpose``: found again by its token, or created once."""
+        async with self.rt.store.tx() as tx:
+            room = await tx.want_room(purpose, new_token())
+        if room.room_id:
+            return room.room_id
+
+        room_id = None
+        if room.attempts:
+            room_id = await self.rt.matrix.find_room_by_token(
+                rooms.TOKEN_KEY, room.token
+            )
+        if room_id is None:
+            async with self.rt.store.tx() as tx:
+                await tx.note_room_attempt(purpose)
+            room_id = await self.rt.matrix.create_room(body(room.token))
+
+        async with self.rt.store.tx() as tx:
+            await tx.set_room_id(purpose, room_id)
+        logger.info("room %s ready for %s", room_id, purpose.split(":")[0])
+        return room_id
+
+    async def _ensure_staff_room(self, purpose: str) -> None:
+        rt = self.rt
+        if purpose == SUPERVISORS_PURPOSE:
+            members = list(rt.config.supervisors)
+            name = rt.text("staff.supervisors_room_name")
+        else:
+            members = [purpose.removeprefix("duty:")]
+            name = rt.text("staff.duty_room_name")
+
+        def body(token: str) -> dict[str, Any]:
+            return rooms.staff_room(
+                name=name,
+                token=token,
+                bot_user_id=rt.bot,
+                room_version=rt.room_version,
+                members=members,
+                invite=not rt.admin_join,
+            )
+
+        room_id = await self.ensure_room(purpose, body)
+        if rt.admin_join:
+            for member in members:
+                await rt.matrix.admin_join(room_id, member)
+        async with rt.store.tx() as tx:
+            if purpose == SUPERVISORS_PURPOSE:
+                await rt.say(tx, room_id, rt.text("staff.supervisors_welcome"))
+            else:
+                await rt.say(tx, room_id, rt.text("staff.duty_welcome"))
+
+    # -- offers -----------------------------------------------------------------------
+
+    async def _expire_offers(self, tx: Tx) -> None:
+        now = time.time()
+        for offer in await tx.pending_offers():
+            if offer.expires_at > now:
+                continue
+            await tx.answer_offer(offer.id, "timed_out")
+            case = await tx.case(offer.case_id)
+            duty = await tx.owned_room(duty_purpose(offer.counsellor))
+            logger.info("offer %d timed out", offer.id)
+            if case and duty and duty.room_id:
+                await self.rt.say(
+                    tx, duty.room_id, self.rt.text("offer.expired", code=case.code)
+                )
+
+    async def _dispatch(self, tx: Tx) -> None:
+        """Offer waiting curhats, oldest first, to the counsellor the policy picks."""
+        rt = self.rt
+        pending = await tx.pending_offers()
+        busy = await tx.busy_counts()
+        holding = {o.counsellor for o in pending}
+        waiting_on_offer = {o.case_id for o in pending}
+        duty_rooms: dict[str, str] = {}
+        for counsellor in rt.policy.counsellors:
+            duty = await tx.owned_room(duty_purpose(counsellor.user_id))
+            if duty and duty.room_id and not duty.closed:
+                duty_rooms[counsellor.user_id] = duty.room_id
+
+        for case in await tx.open_cases():
+            if case.status != "waiting" or case.id in waiting_on_offer:
+                continue
+
+            offers = await tx.offers_of_case(case.id)
+            declined = {o.counsellor for o in offers if o.status == "declined"}
+            timed_out = {o.counsellor for o in offers if o.status == "timed_out"}
+            loads = {
+                c.user_id: Load(
+                    open_curhats=busy.get(c.user_id, 0),
+                    # No duty room yet: the counsellor cannot receive an offer.
+                    pending_offer=c.user_id in holding or c.user_id not in duty_rooms,
+                )
+                for c in rt.policy.counsellors
+            }
+            choice = choose(
+                rt.policy,
+                case.category,
+                Preference(type=case.pref_type, gender=case.pref_gender),
+                loads,
+                declined,
+                timed_out,
+            )
+
+            if choice is None:
+                await self._tell_nobody_free(tx, case)
+                continue
+
+            counsellor = choice.counsellor.user_id
+            offer = await tx.add_offer(
+                case.id, counsellor, choice.step_index, choice.timeout_s
+            )
+            holding.add(counsellor)
+            logger.info(
+                "case %s offered to %s (step %d, offer %d)",
+                case.code,
+                counsellor,
+                choice.step_index,
+                offer.id,
+            )
+            await rt.say(
+                tx,
+                duty_rooms[counsellor],
+                self._offer_text(case, choice.timeout_s),
+                ref=f"offer:{offer.id}",
+            )
+
+    def _offer_text(self, case: Case, timeout_s: float) -> str:
+        rt = self.rt
+        category = rt.policy.category(case.category)
+        prefs = []
+        if case.pref_type:
+            prefs.append(rt.label(rt.policy.counsellor_types[case.pref_type]))
+        if case.pref_gender:
+            prefs.append(rt.text(f"intake.gender_{case.pref_gender.replace('-', '_')}"))
+        return rt.text(
+            "offer.new",
+            code=case.code,
+            category=rt.label(category.labels) if category else case.category,
+            preference=", ".join(prefs) if prefs else rt.text("offer.no_preference"),
+            waited=waited(time.time() - case.requested_at),
+            timeout=waited(timeout_s),
+        )
+
+    async def _tell_nobody_free(self, tx: Tx, case: Case) -> None:
+        if case.told_no_counsellor or not case.dm_room:
+            return
+        position = await tx.queue_position(case)
+        await tx.update_case(case.id, told_no_counsellor=1)
+        await self.rt.say(
+            tx, case.dm_room, self.rt.text("queue.nobody_free", position=position)
+        )
+
+    # -- one curhat -------------------------------------------------------------------
+
+    async def _advance(self, case_id: int) -> None:
+        """Do the next due steps of one curhat."""
+        rt = self.rt
+        async with rt.store.tx() as tx:
+            case = await tx.case(case_id)
+        if case is None:
+            return
+
+        room_id = await self._case_room(case)
+        async with rt.store.tx() as tx:
+            case = await tx.case(case_id)
+        assert case is not None
+
+        if case.status == "accepted" and not case.counsellor_brought:
+            await self._bring(room_id, case, "counsellor")
+        elif (
+            case.status == "accepted"
+            and case.counsellor_joined_at
+            and not case.warga_brought
+        ):
+            await self._bring(room_id, case, "warga")
+        elif (
+            case.status == "accepted"
+            and case.counsellor_joined_at
+            and case.warga_joined_at
+        ):
+            await self._open(room_id, case)
+        elif case.status == "closing":
+            await self._close(room_id, case)
+        else:
+            return
+        # One step done; the next one, if due, starts right away.
+        rt.wake_reconciler.set()
+
+    async def _case_room(self, case: Case) -> str:
+        rt = self.rt
+        room_id = await self.ensure_room(
+            case.purpose,
+            lambda token: rooms.curhat_room(
+                code=case.code,
+                token=token,
+                bot_user_id=rt.bot,
+                room_version=rt.room_version,
+            ),
+        )
+        if case.room_ready_at is None:
+            async with rt.store.tx() as tx:
+                await tx.update_case(case.id, room_ready_at=time.time())
+        return room_id
+
+    async def _bring(self, room_id: str, case: Case, who: str) -> None:
+        """Bring the counsellor or the warga into the curhat room."""
+        rt = self.rt
+        user_id = case.counsellor if who == "counsellor" else case.warga
+        assert user_id is not None
+        if rt.admin_join:
+            await rt.matrix.admin_join(room_id, user_id)
+        else:
+            await rt.matrix.invite(room_id, user_id)
+
+        async with rt.store.tx() as tx:
+            room_name = f"Curhat #{case.code}"
+            how = "joined" if rt.admin_join else "invited"
+            if who == "counsellor":
+                await tx.update_case(case.id, counsellor_brought=1)
+                duty = await tx.owned_room(duty_purpose(user_id))
+                if duty and duty.room_id:
+                    text = rt.text(f"case.counsellor_{how}", room=room_name)
+                    await rt.say(tx, duty.room_id, text)
+            else:
+                await tx.update_case(case.id, warga_brought=1)
+                if case.dm_room:
+                    text = rt.text(f"case.warga_{how}", room=room_name)
+                    await rt.say(tx, case.dm_room, text)
+        logger.info("case %s: %s brought in (%s)", case.code, who, how)
+
+    async def _open(self, room_id: str, case: Case) -> None:
+        """Both are in: let them talk and say so."""
+        rt = self.rt
+        power = await rt.matrix.state_event(room_id, "m.room.power_levels")
+        await rt.matrix.put_state(
+            room_id, "m.room.power_levels", rooms.opened_power_levels(power)
+        )
+
+        counsellor = rt.policy.counsellor(case.counsellor or "")
+        name = counsellor.name if counsellor else rt.text("case.the_counsellor")
+        async with rt.store.tx() as tx:
+            await tx.update_case(case.id, status="active", started_at=time.time())
+            await rt.say(tx, room_id, rt.text("case.start", counsellor=name))
+        logger.info("case %s active", case.code)
+
+    async def _close(self, room_id: str, case: Case) -> None:
+        """Close the room for good, then ask the warga for a rating in private."""
+        rt = self.rt
+        if case.closed_by == "cancel":
+            await self._lock_and_empty(room_id, case)
+            async with rt.store.tx() as tx:
+                await tx.close_owned_room(case_purpose(case.id))
+                await tx.update_case(case.id, status="cancelled", closed_at=time.time())
+            logger.info("case %s cancelled", case.code)
+            return
+
+        closer = rt.text(f"case.closed_by_{case.closed_by or 'bot'}")
+        room = rt.matrix.client.rooms.get(room_id)
+        if room is not None and room.encrypted:
+            try:
+                await rt.matrix.send(
+                    room_id,
+                    {"msgtype": "m.notice", "body": rt.text("case.closing", by=closer)},
+                    f"close-{case.code}",
+                )
+            except MatrixError as exc:
+                logger.warning("case %s: closing notice failed: %s", case.code, exc)
+
+        await self._lock_and_empty(room_id, case)
+
+        async with rt.store.tx() as tx:
+            await tx.close_owned_room(case_purpose(case.id))
+            await tx.update_case(case.id, status="closed", closed_at=time.time())
+            if case.dm_room and await tx.direct_chat(case.dm_room):
+                await tx.update_direct_chat(
+                    case.dm_room, step="rating", rating_case=case.id
+                )
+                await rt.say(
+                    tx,
+                    case.dm_room,
+                    rt.text("rating.ask"),
+                    ref=f"rating:{case.dm_room}",
+                )
+            duty = await tx.owned_room(duty_purpose(case.counsellor or ""))
+            if duty and duty.room_id:
+                await rt.say(tx, duty.room_id, rt.text("case.closed", code=case.code))
+        logger.info("case %s closed", case.code)
+
+    async def _lock_and_empty(self, room_id: str, case: Case) -> None:
+        rt = self.rt
+        if room_id not in await rt.matrix.joined_rooms():
+            return
+        power = await rt.matrix.state_event(room_id, "m.room.power_levels")
+        await rt.matrix.put_state(
+            room_id, "m.room.power_levels", rooms.closed_power_levels(power)
+        )
+        reason = rt.text("case.kick_reason")
+        for user_id in (case.warga, case.counsellor):
+            if user_id:
+                await rt.matrix.kick(room_id, user_id, reason)
+        await rt.matrix.leave(room_id)

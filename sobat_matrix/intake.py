@@ -1,0 +1,254 @@
+"""The intake dialogue in a warga's direct chat: consent, category, preferences.
+
+Pure: given where the dialogue stands and what the warga typed, it says what to answer
+and where the dialogue goes next. It keeps only the choices made (a category key, a
+counsellor type, a gender), never the words typed. A wrong answer gets the question
+again, briefly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .i18n import Catalog
+from .policy import Category, Policy
+from .routing import Preference, preference_options, step_candidates
+
+ANY = "*"
+
+# Steps of the dialogue as stored with the direct chat.
+CONSENT = "consent"
+CATEGORY = "category"
+PREF_TYPE = "pref_type"
+PREF_GENDER = "pref_gender"
+REQUESTED = "requested"
+IDLE = "idle"
+
+_SPACES = re.compile(r"\s+")
+_TRIM = ".,!?;:()\"'*_~`"
+
+
+def normalise(text: str) -> str:
+    """Lower case, single spaces, no surrounding punctuation."""
+    return _SPACES.sub(" ", text).strip().strip(_TRIM).strip().lower()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the bot says and where the dialogue goes."""
+
+    step: str
+    texts: list[str]
+    updates: dict[str, Any] = field(default_factory=dict)
+    request: bool = False
+
+
+@dataclass(frozen=True)
+class Option:
+    value: str
+    label: str
+    words: tuple[str, ...]
+
+
+class Intake:
+    """The dialogue for one policy and one language."""
+
+    def __init__(
+        self, policy: Policy, catalog: Catalog, label: Callable[[Any], str]
+    ) -> None:
+        self.policy = policy
+        self.catalog = catalog
+        self.label = label
+
+    def t(self, key: str, **params: Any) -> str:
+        return self.catalog.text(key, **params)
+
+    # -- menus ---------------------------------------------------------------------
+
+    def _words(self, key: str) -> tuple[str, ...]:
+        return tuple(normalise(w) for w in self.t(key).split(",") if normalise(w))
+
+    def consent_options(self) -> list[Option]:
+        return [
+            Option(
+                "yes", self.t("intake.consent_yes"), self._words("intake.yes_words")
+            ),
+            Option("no", self.t("intake.consent_no"), self._words("intake.no_words")),
+        ]
+
+    def category_options(self) -> list[Option]:
+        options = []
+        for category in self.policy.categories:
+            label = self.label(category.labels)
+            words = {normalise(category.key), normalise(label)}
+            words.update(normalise(str(v)) for v in category.labels.values())
+            options.append(Option(category.key, label, tuple(sorted(words))))
+        return options
+
+    def type_options(self, category: Category) -> list[Option]:
+        types, _ = preference_options(self.policy, category)
+        options = []
+        for type_key in types:
+            labels = self.policy.counsellor_types[type_key]
+            label = self.label(labels)
+            words = {normalise(type_key), normalise(label)}
+            words.update(normalise(str(v)) for v in labels.values())
+            options.append(Option(type_key, label, tuple(sorted(words))))
+        options.append(
+            Option(ANY, self.t("intake.any"), self._words("intake.any_words"))
+        )
+        return options
+
+    def genders(self, category: Category, pref_type: str | None) -> list[str]:
+        """Genders among the counsellors who could serve this type preference."""
+        found = {
+            counsellor.gender
+            for step in category.route
+            for counsellor in step_candidates(
+                self.policy, category, step, Preference(type=pref_type)
+            )
+        }
+        _, ordered = preference_options(self.policy, category)
+        return [g for g in ordered if g in found]
+
+    def gender_options(self, category: Category, pref_type: str | None) -> list[Option]:
+        genders = self.genders(category, pref_type)
+        options = [
+            Option(g, self.t(f"intake.gender_{g.replace('-', '_')}"), (normalise(g),))
+            for g in genders
+        ]
+        options.append(
+            Option(ANY, self.t("intake.any"), self._words("intake.any_words"))
+        )
+        return options
+
+    def _category_menu(self) -> str:
+        lines = []
+        for number, category in enumerate(self.policy.categories, start=1):
+            line = f"{number}. {self.label(category.labels)}"
+            if category.descriptions:
+                line += f" — {self.label(category.descriptions)}"
+            lines.append(line)
+        return "\n".join(lines)
+
+    @staticmethod
+    def _menu(options: Sequence[Option]) -> str:
+        return "\n".join(f"{n}. {o.label}" for n, o in enumerate(options, start=1))
+
+    @staticmethod
+    def pick(text: str, options: Sequence[Option]) -> Option | None:
+        """The option a warga meant, by number or by word; None if unclear."""
+        said = normalise(text)
+        if said.isdigit():
+            index = int(said) - 1
+            return options[index] if 0 <= index < len(options) else None
+        for option in options:
+            if said in option.words:
+                return option
+        return None
+
+    # -- questions -------------------------------------------------------------------
+
+    def greeting(self) -> Answer:
+        question = self.t(
+            "intake.consent_question", menu=self._menu(self.consent_options())
+        )
+        return Answer(CONSENT, [self.t("intake.welcome"), question])
+
+    def ask_category(self) -> str:
+        return self.t("intake.category_question", menu=self._category_menu())
+
+    def ask_type(self, category: Category) -> str:
+        return self.t(
+            "intake.type_question", menu=self._menu(self.type_options(category))
+        )
+
+    def ask_gender(self, category: Category, pref_type: str | None) -> str:
+        menu = self._menu(self.gender_options(category, pref_type))
+        return self.t("intake.gender_question", menu=menu)
+
+    def _wants_type(self, category: Category) -> bool:
+        return (
+            category.ask_type and len(preference_options(self.policy, category)[0]) > 1
+        )
+
+    def _wants_gender(self, category: Category, pref_type: str | None) -> bool:
+        return category.ask_gender and len(self.genders(category, pref_type)) > 1
+
+    # -- the dialogue ------------------------------------------------------------------
+
+    def answer(
+        self,
+        step: str,
+        text: str,
+        *,
+        category_key: str | None,
+        pref_type: str | None,
+    ) -> Answer:
+        """Answer a warga's message at ``step``."""
+        if step == CONSENT:
+            return self._on_consent(text)
+        category = self.policy.category(category_key) if category_key else None
+        if step == CATEGORY or category is None:
+            return self._on_category(text)
+        if step == PREF_TYPE:
+            return self._on_type(text, category)
+        if step == PREF_GENDER:
+            return self._on_gender(text, category, pref_type)
+        return self.greeting()
+
+    def _again(self, step: str, question: str) -> Answer:
+        return Answer(step, [self.t("intake.again", question=question)])
+
+    def _on_consent(self, text: str) -> Answer:
+        option = self.pick(text, self.consent_options())
+        if option is None:
+            question = self.t(
+                "intake.consent_question", menu=self._menu(self.consent_options())
+            )
+            return self._again(CONSENT, question)
+        if option.value == "no":
+            return Answer(IDLE, [self.t("intake.consent_declined")])
+        return Answer(CATEGORY, [self.ask_category()])
+
+    def _on_category(self, text: str) -> Answer:
+        option = self.pick(text, self.category_options())
+        if option is None:
+            return self._again(CATEGORY, self.ask_category())
+        category = self.policy.category(option.value)
+        assert category is not None
+        updates: dict[str, Any] = {
+            "category": category.key,
+            "pref_type": None,
+            "pref_gender": None,
+        }
+        return self._next_after(category, updates)
+
+    def _next_after(
+        self, category: Category, updates: dict[str, Any], *, asked_type: bool = False
+    ) -> Answer:
+        if not asked_type and self._wants_type(category):
+            return Answer(PREF_TYPE, [self.ask_type(category)], updates)
+        pref_type = updates.get("pref_type")
+        if self._wants_gender(category, pref_type):
+            return Answer(PREF_GENDER, [self.ask_gender(category, pref_type)], updates)
+        return Answer(REQUESTED, [], updates, request=True)
+
+    def _on_type(self, text: str, category: Category) -> Answer:
+        option = self.pick(text, self.type_options(category))
+        if option is None:
+            return self._again(PREF_TYPE, self.ask_type(category))
+        value = None if option.value == ANY else option.value
+        return self._next_after(category, {"pref_type": value}, asked_type=True)
+
+    def _on_gender(
+        self, text: str, category: Category, pref_type: str | None
+    ) -> Answer:
+        option = self.pick(text, self.gender_options(category, pref_type))
+        if option is None:
+            return self._again(PREF_GENDER, self.ask_gender(category, pref_type))
+        value = None if option.value == ANY else option.value
+        return Answer(REQUESTED, [], {"pref_gender": value}, request=True)

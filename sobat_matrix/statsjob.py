@@ -1,0 +1,91 @@
+"""Posts the anonymised figures to the supervisors' room: daily and on request.
+
+Figures come from the curhats of the last eight days and carry no identifier of any
+kind. Posts happen at a fixed time or when a supervisor asks, never because one curhat
+closed, so their timing tells nothing about any one person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from . import stats
+from .runtime import Runtime
+from .store import SUPERVISORS_PURPOSE, Tx
+
+logger = logging.getLogger(__name__)
+
+WINDOW = timedelta(days=8)
+LAST_POSTED_KEY = "stats_last_daily"
+
+
+def _at(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+async def facts(tx: Tx, now: datetime) -> list[stats.CurhatFacts]:
+    result = []
+    for case in await tx.all_cases((now - WINDOW).timestamp()):
+        offers = await tx.offers_of_case(case.id)
+        result.append(
+            stats.CurhatFacts(
+                category=case.category,
+                requested_at=datetime.fromtimestamp(case.requested_at, UTC),
+                counsellor_joined_at=_at(case.counsellor_joined_at),
+                closed_at=_at(case.closed_at) if case.status == "closed" else None,
+                rating=case.rating,
+                offers_declined=sum(o.status == "declined" for o in offers),
+                offers_timed_out=sum(o.status == "timed_out" for o in offers),
+            )
+        )
+    return result
+
+
+async def post_report(rt: Runtime, tx: Tx) -> bool:
+    """Queue the report in the supervisors' room; False if there is no room yet."""
+    room = await tx.owned_room(SUPERVISORS_PURPOSE)
+    if room is None or room.room_id is None:
+        return False
+
+    now = datetime.now(UTC)
+    tz = rt.config.timezone
+    categories = [c.key for c in rt.policy.categories]
+    report = stats.compute(await facts(tx, now), now=now, tz=tz, categories=categories)
+    labels = {c.key: rt.label(c.labels) for c in rt.policy.categories}
+    plain, html = stats.render(report, rt.catalog, labels)
+    await rt.say(tx, room.room_id, plain, html=html)
+    logger.info("statistics report queued")
+    return True
+
+
+def next_daily(now: datetime, daily_at: time, tz: ZoneInfo) -> datetime:
+    """The next time of day ``daily_at`` in ``tz`` after ``now``."""
+    local = now.astimezone(tz)
+    due = datetime.combine(local.date(), daily_at, tzinfo=tz)
+    if due <= local:
+        due = datetime.combine(local.date() + timedelta(days=1), daily_at, tzinfo=tz)
+    return due
+
+
+async def run_daily(rt: Runtime, daily_at: time) -> None:
+    """Post once a day; a restart neither skips nor repeats a day's post."""
+    tz = rt.config.timezone
+
+    while True:
+        now = datetime.now(UTC)
+        today = now.astimezone(tz).date().isoformat()
+        due_today = now.astimezone(tz).replace(
+            hour=daily_at.hour, minute=daily_at.minute, second=0, microsecond=0
+        )
+        async with rt.store.tx() as tx:
+            last = await tx.get_meta(LAST_POSTED_KEY)
+            if now >= due_today and last != today:
+                if await post_report(rt, tx):
+                    await tx.set_meta(LAST_POSTED_KEY, today)
+
+        wait_s = (next_daily(now, daily_at, tz) - now).total_seconds()
+        # Wake at least every minute, so clock changes do not delay a post long.
+        await asyncio.sleep(max(1.0, min(wait_s, 60.0)))

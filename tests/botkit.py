@@ -1,0 +1,139 @@
+"""Helpers for integration tests that run the real bot against the test Synapse."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sobat_matrix.devserver import DevServer
+from sobat_matrix.devtools import Actor
+from sobat_matrix.devtools.stage import Stage
+from sobat_matrix.service import Service
+
+_numbers = itertools.count(1)
+CODE = re.compile(r"#([A-Z0-9]{4})\b")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{next(_numbers)}x{secrets.token_hex(2)}"
+
+
+def policy_text(ids: dict[str, str], *, fast_timeout: str = "3s") -> str:
+    """A small policy: two psychologists first, then a religious counsellor."""
+    return f"""
+counsellor_types:
+  psikolog: {{id: Psikolog, en: Psychologist}}
+  keagamaan: {{id: Konselor keagamaan, en: Religious counsellor}}
+counsellors:
+  - id: "{ids["a"]}"
+    name: Ibu Ani
+    types: [psikolog]
+    gender: perempuan
+  - id: "{ids["b"]}"
+    name: Ibu Bina
+    types: [psikolog]
+    gender: perempuan
+  - id: "{ids["c"]}"
+    name: Pak Cecep
+    types: [keagamaan]
+    gender: laki-laki
+categories:
+  keluarga:
+    label: {{id: Keluarga, en: Family}}
+    description: {{id: Masalah keluarga, en: Family matters}}
+    ask: [type]
+    route:
+      - types: [psikolog]
+        timeout: {fast_timeout}
+      - types: [keagamaan]
+        timeout: 5m
+  ekonomi:
+    label: {{id: Ekonomi, en: Money}}
+    route:
+      - types: [psikolog, keagamaan]
+        timeout: 5m
+"""
+
+
+@dataclass
+class BotWorld:
+    """A bot with its own accounts, and actors for each person."""
+
+    stage: Stage
+    counsellors: dict[str, Actor]
+    warga: Actor
+    supervisor: Actor
+    service: Service | None = None
+    actors: list[Actor] = field(default_factory=list)
+
+    async def start_bot(self) -> Service:
+        config, policy = self.stage.load()
+        self.service = Service(config, policy)
+        await self.service.start()
+        return self.service
+
+    async def stop_bot(self) -> None:
+        if self.service is not None:
+            await self.service.stop()
+            self.service = None
+
+    async def close(self) -> None:
+        await self.stop_bot()
+        for actor in self.actors:
+            await actor.close()
+
+
+async def make_world(
+    server: DevServer, tmp_path: Path, *, fast_timeout: str = "3s"
+) -> BotWorld:
+    """Accounts, config and policy for one bot; actors logged in; bot not started."""
+    server_name = server.server_name
+    ids = {k: f"@{unique('kons' + k)}:{server_name}" for k in ("a", "b", "c")}
+    policy_path = tmp_path / "policy.yaml"
+    policy_path.write_text(policy_text(ids, fast_timeout=fast_timeout))
+
+    stage = await Stage.prepare(
+        server,
+        tmp_path / "stage",
+        policy_path,
+        bot_localpart=unique("sobat"),
+        admin_localpart=unique("admin"),
+        supervisor_localparts=(unique("pengawas"),),
+        warga_localparts=(unique("warga"),),
+    )
+
+    actors: list[Actor] = []
+
+    async def login(user_id: str, password: str) -> Actor:
+        store = tmp_path / "actors" / user_id.strip("@").replace(":", "_")
+        actor = await Actor.login(server.url, user_id, password, store)
+        actors.append(actor)
+        return actor
+
+    counsellors = {}
+    for key, user_id in ids.items():
+        counsellors[key] = await login(user_id, stage.counsellors[user_id].password)
+    (warga_account,) = stage.warga.values()
+    (supervisor_account,) = stage.supervisors.values()
+    warga = await login(warga_account.user_id, warga_account.password)
+    supervisor = await login(supervisor_account.user_id, supervisor_account.password)
+    return BotWorld(stage, counsellors, warga, supervisor, actors=actors)
+
+
+class LogCapture(logging.Handler):
+    """Every log record of the process, at DEBUG, as the text a log file would hold."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    def text(self) -> str:
+        return "\n".join(self.lines)

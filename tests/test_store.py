@@ -1,0 +1,236 @@
+"""Tests for the SQLite store: migrations, dedup, transactions, queue, load, outbox."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from sobat_matrix.store import MIGRATIONS, Case, Store, Tx
+
+RINA = "@rina:sukabumi.test"
+BUDI = "@budi:sukabumi.test"
+DM = "!dm:sukabumi.test"
+ROOM_A = "!a:sukabumi.test"
+ROOM_B = "!b:sukabumi.test"
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "sobat.db"
+
+
+@pytest.fixture
+async def store(db_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(db_path)
+    yield opened
+    await opened.close()
+
+
+async def add_case(tx: Tx, code: str, warga: str = "@warga:sukabumi.test") -> Case:
+    return await tx.add_case(
+        code=code,
+        warga=warga,
+        dm_room=DM,
+        category="keluarga",
+        pref_type=None,
+        pref_gender=None,
+    )
+
+
+def user_version(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+# -- migrations ------------------------------------------------------------------------
+
+
+async def test_migrations_set_user_version(db_path: Path) -> None:
+    store = await Store.open(db_path)
+    await store.close()
+
+    assert user_version(db_path) == len(MIGRATIONS)
+    with sqlite3.connect(db_path) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    assert {"meta", "handled_events", "owned_rooms", "cases", "offers"} <= tables
+    assert {"dm_rooms", "outbox"} <= tables
+
+
+async def test_reopening_keeps_data_and_runs_no_migration_twice(
+    db_path: Path,
+) -> None:
+    store = await Store.open(db_path)
+    async with store.tx() as tx:
+        await tx.set_meta("stats_last_daily", "2026-12-14")
+    await store.close()
+
+    store = await Store.open(db_path)
+    async with store.tx() as tx:
+        value = await tx.get_meta("stats_last_daily")
+    await store.close()
+
+    assert value == "2026-12-14"
+    assert user_version(db_path) == len(MIGRATIONS)
+
+
+# -- events and transactions -----------------------------------------------------------
+
+
+async def test_claim_event_is_true_once(store: Store) -> None:
+    async with store.tx() as tx:
+        first = await tx.claim_event("$one")
+        again = await tx.claim_event("$one")
+        other = await tx.claim_event("$two")
+    async with store.tx() as tx:
+        later = await tx.claim_event("$one")
+
+    assert (first, again, other, later) == (True, False, True, False)
+
+
+async def test_a_transaction_that_raises_writes_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError, match="crash mid-step"):
+        async with store.tx() as tx:
+            await tx.set_meta("key", "value")
+            await tx.claim_event("$event")
+            await add_case(tx, "AAAA")
+            await tx.want_room("case:1", "tok")
+            await tx.enqueue(ROOM_A, "txn", {"body": "x"}, None)
+            raise RuntimeError("crash mid-step")
+
+    async with store.tx() as tx:
+        assert await tx.get_meta("key") is None
+        assert await tx.claim_event("$event") is True
+        assert await tx.all_cases(0) == []
+        assert await tx.owned_room("case:1") is None
+        assert await tx.outbox() == []
+
+
+async def test_a_committed_transaction_is_kept(store: Store) -> None:
+    async with store.tx() as tx:
+        await tx.set_meta("key", "value")
+
+    async with store.tx() as tx:
+        assert await tx.get_meta("key") == "value"
+
+
+# -- owned rooms -----------------------------------------------------------------------
+
+
+async def test_want_room_keeps_the_first_token(store: Store) -> None:
+    async with store.tx() as tx:
+        first = await tx.want_room("case:1", "tok-first")
+    async with store.tx() as tx:
+        await tx.note_room_attempt("case:1")
+        second = await tx.want_room("case:1", "tok-second")
+        other = await tx.want_room("supervisors", "tok-other")
+
+    assert first.token == "tok-first"
+    assert second.token == "tok-first"
+    assert second.attempts == 1
+    assert second.room_id is None
+    assert other.token == "tok-other"
+
+
+# -- cases -----------------------------------------------------------------------------
+
+
+async def test_queue_position_follows_request_time(store: Store) -> None:
+    async with store.tx() as tx:
+        cases = [await add_case(tx, code) for code in ("AAAA", "BBBB", "CCCC", "DDDD")]
+        times = {"AAAA": 300.0, "BBBB": 100.0, "CCCC": 200.0, "DDDD": 200.0}
+        for case in cases:
+            await tx.update_case(case.id, requested_at=times[case.code])
+        # Not waiting any more, so not in the queue although it came first.
+        served = await add_case(tx, "EEEE")
+        await tx.update_case(served.id, requested_at=50.0, status="active")
+
+        positions = {}
+        for case in cases:
+            fresh = await tx.case(case.id)
+            assert fresh is not None
+            positions[fresh.code] = await tx.queue_position(fresh)
+
+    # Equal request times go by arrival (id): CCCC was added before DDDD.
+    assert positions == {"BBBB": 1, "CCCC": 2, "DDDD": 3, "AAAA": 4}
+
+
+@pytest.mark.parametrize(
+    ("status", "busy"),
+    [
+        ("waiting", False),
+        ("accepted", True),
+        ("active", True),
+        ("closing", True),
+        ("closed", False),
+        ("cancelled", False),
+    ],
+)
+async def test_busy_counts_count_only_busy_statuses(
+    store: Store, status: str, busy: bool
+) -> None:
+    async with store.tx() as tx:
+        case = await add_case(tx, "AAAA")
+        await tx.update_case(case.id, status=status, counsellor=RINA)
+        counts = await tx.busy_counts()
+
+    assert counts == ({RINA: 1} if busy else {})
+
+
+async def test_busy_counts_per_counsellor(store: Store) -> None:
+    async with store.tx() as tx:
+        rows = [
+            ("AAAA", "accepted", RINA),
+            ("BBBB", "active", RINA),
+            ("CCCC", "closing", RINA),
+            ("DDDD", "closed", RINA),
+            ("EEEE", "active", BUDI),
+            ("FFFF", "accepted", None),
+        ]
+        for code, status, counsellor in rows:
+            case = await add_case(tx, code)
+            await tx.update_case(case.id, status=status, counsellor=counsellor)
+        counts = await tx.busy_counts()
+
+    assert counts == {RINA: 3, BUDI: 1}
+
+
+# -- outbox ----------------------------------------------------------------------------
+
+
+async def test_outbox_keeps_insertion_order(store: Store) -> None:
+    async with store.tx() as tx:
+        await tx.enqueue(ROOM_B, "txn-3", {"body": "tiga"}, None)
+        await tx.enqueue(ROOM_A, "txn-1", {"body": "satu"}, "offer:1")
+    async with store.tx() as tx:
+        await tx.enqueue(ROOM_A, "txn-2", {"body": "dua"}, None)
+        items = await tx.outbox()
+
+    assert [(i.room_id, i.txn_id, i.content, i.ref) for i in items] == [
+        (ROOM_B, "txn-3", {"body": "tiga"}, None),
+        (ROOM_A, "txn-1", {"body": "satu"}, "offer:1"),
+        (ROOM_A, "txn-2", {"body": "dua"}, None),
+    ]
+
+
+async def test_enqueue_twice_with_one_txn_id_stores_one_row(store: Store) -> None:
+    async with store.tx() as tx:
+        await tx.enqueue(ROOM_A, "txn-1", {"body": "first"}, None)
+    async with store.tx() as tx:
+        await tx.enqueue(ROOM_A, "txn-1", {"body": "second"}, None)
+        items = await tx.outbox()
+
+    assert [(i.txn_id, i.content) for i in items] == [("txn-1", {"body": "first"})]
+
+
+async def test_sent_removes_only_that_item(store: Store) -> None:
+    async with store.tx() as tx:
+        await tx.enqueue(ROOM_A, "txn-1", {"body": "satu"}, None)
+        await tx.enqueue(ROOM_A, "txn-2", {"body": "dua"}, None)
+        first = (await tx.outbox())[0]
+        await tx.sent(first.id)
+        left = await tx.outbox()
+
+    assert [i.txn_id for i in left] == ["txn-2"]

@@ -48,6 +48,7 @@ def new_token() -> str:
 
 
 def waited(seconds: float) -> str:
+    seconds = max(0.0, seconds)
     minutes = int(seconds // 60)
     return f"{minutes} mnt" if minutes else f"{int(seconds)} dtk"
 

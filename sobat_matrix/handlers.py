@@ -37,11 +37,11 @@ class Command:
 
 def parse_command(body: str) -> Command | None:
     """``!name [arg]`` at the start of a message, else None."""
-    text = body.strip()
-    if not text.startswith("!"):
+    words = body.split(maxsplit=1)
+    if not words or not words[0].startswith("!") or len(words[0]) == 1:
         return None
-    name, _, arg = text[1:].partition(" ")
-    return Command(name.lower(), arg.strip())
+    arg = words[1].strip() if len(words) > 1 else ""
+    return Command(words[0][1:].lower(), arg)
 
 
 class Handlers:
@@ -212,7 +212,7 @@ class Handlers:
 
     async def _on_rating(self, tx: Tx, chat: DirectChat, body: str) -> None:
         said = intake_steps.normalise(body)
-        if said.isdigit() and 1 <= int(said) <= 5:
+        if said.isdecimal() and 1 <= int(said) <= 5:
             await self._rate(tx, chat, int(said))
         elif said in self.intake._words("rating.skip_words"):
             await tx.update_direct_chat(chat.room_id, step="idle", rating_case=None)

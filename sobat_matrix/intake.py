@@ -72,11 +72,10 @@ class Intake:
         return tuple(normalise(w) for w in self.t(key).split(",") if normalise(w))
 
     def consent_options(self) -> list[Option]:
+        yes, no = self.t("intake.consent_yes"), self.t("intake.consent_no")
         return [
-            Option(
-                "yes", self.t("intake.consent_yes"), self._words("intake.yes_words")
-            ),
-            Option("no", self.t("intake.consent_no"), self._words("intake.no_words")),
+            Option("yes", yes, (normalise(yes), *self._words("intake.yes_words"))),
+            Option("no", no, (normalise(no), *self._words("intake.no_words"))),
         ]
 
     def category_options(self) -> list[Option]:
@@ -116,10 +115,10 @@ class Intake:
 
     def gender_options(self, category: Category, pref_type: str | None) -> list[Option]:
         genders = self.genders(category, pref_type)
-        options = [
-            Option(g, self.t(f"intake.gender_{g.replace('-', '_')}"), (normalise(g),))
-            for g in genders
-        ]
+        options = []
+        for gender in genders:
+            label = self.t(f"intake.gender_{gender.replace('-', '_')}")
+            options.append(Option(gender, label, (normalise(gender), normalise(label))))
         options.append(
             Option(ANY, self.t("intake.any"), self._words("intake.any_words"))
         )
@@ -142,7 +141,7 @@ class Intake:
     def pick(text: str, options: Sequence[Option]) -> Option | None:
         """The option a warga meant, by number or by word; None if unclear."""
         said = normalise(text)
-        if said.isdigit():
+        if said.isdecimal():
             index = int(said) - 1
             return options[index] if 0 <= index < len(options) else None
         for option in options:

@@ -61,6 +61,7 @@ class Service:
         self.handlers: Handlers | None = None
         self.ready = asyncio.Event()
         self._undecrypted: list[tuple[str, MegolmEvent]] = []
+        self._seen_rooms: set[str] = set()
 
     async def start(self) -> None:
         """Connect, catch up with everything since the last run, start the workers."""
@@ -183,7 +184,11 @@ class Service:
             await self._fenced(self._on_invite, room_id, info.invite_state)
 
         for room_id, info in resp.rooms.join.items():
-            if info.timeline.limited and not history_only:
+            # A room new to this device always comes "limited"; only a known room
+            # that comes limited has a gap.
+            known = room_id in self._seen_rooms
+            self._seen_rooms.add(room_id)
+            if info.timeline.limited and known and not history_only:
                 # TODO(sync): fetch the gap with /messages from the previous token;
                 # until then events beyond the timeline limit of 100 are skipped.
                 logger.warning("timeline of room %s was limited", room_id)

@@ -157,7 +157,9 @@ async def test_whole_curhat_encrypted_end_to_end(
     assert state_of(state, "m.room.encryption")["algorithm"] == "m.megolm.v1.aes-sha2"
     assert state_of(state, "m.room.join_rules")["join_rule"] == "invite"
     assert state_of(state, "m.room.guest_access")["guest_access"] == "forbidden"
-    assert state_of(state, "m.room.history_visibility")["history_visibility"] == "joined"
+    assert (
+        state_of(state, "m.room.history_visibility")["history_visibility"] == "joined"
+    )
     assert state_of(state, "m.room.create")["m.federate"] is False
     assert state_of(state, "m.room.name")["name"] == f"Curhat #{code}"
     assert not any(e["type"] == "m.room.topic" for e in state)

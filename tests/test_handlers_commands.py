@@ -31,11 +31,6 @@ def test_parse_command(body: str, expected: Command | None) -> None:
     assert parse_command(body) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a bare '!' or a tab/newline after the name is not split off: "
-    "parse_command partitions on ' ' only and accepts an empty name",
-)
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
@@ -44,7 +39,9 @@ def test_parse_command(body: str, expected: Command | None) -> None:
         ("!terima\t7F3K", Command("terima", "7F3K")),
     ],
 )
-def test_parse_command_known_gaps(body: str, expected: Command | None) -> None:
+def test_parse_command_whitespace_and_bare_bang(
+    body: str, expected: Command | None
+) -> None:
     assert parse_command(body) == expected
 
 

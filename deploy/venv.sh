@@ -1,0 +1,15 @@
+# Sourced by deploy/*.sh: makes .venv with Python 3.11+ and installs the project
+# with the given extra (embedded, test). pip does nothing when all is installed.
+ensure_venv() {
+  local extra="$1"
+  local python="${PYTHON:-python3}"
+  if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "sobat-matrix needs Python 3.11 or newer; set PYTHON=/path/to/python3.11" >&2
+    exit 1
+  fi
+  if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+  fi
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check \
+    --editable ".[$extra]"
+}

@@ -125,13 +125,56 @@ class Reconciler:
 
     # -- rooms the bot owns ------------------------------------------------------------
 
-    async def _register_staff_rooms(self) -> None:
+    def _staff_purposes(self) -> list[str]:
         purposes = [duty_purpose(c.user_id) for c in self.rt.policy.counsellors]
         if self.rt.config.supervisors:
             purposes.append(SUPERVISORS_PURPOSE)
+        return purposes
+
+    def _staff_members(self, purpose: str) -> list[str]:
+        if purpose == SUPERVISORS_PURPOSE:
+            return list(self.rt.config.supervisors)
+        return [purpose.removeprefix("duty:")]
+
+    async def _register_staff_rooms(self) -> None:
         async with self.rt.store.tx() as tx:
-            for purpose in purposes:
+            for purpose in self._staff_purposes():
                 await tx.want_room(purpose, new_token())
+
+    async def ensure_staff_members(self) -> None:
+        """Every listed person is in their staff room, and nobody else is.
+
+        Run after a start: it brings in a supervisor added to the config, removes
+        one taken off it, and finishes a room whose members were never brought in
+        because the bot stopped right after creating it.
+        """
+        rt = self.rt
+        async with rt.store.tx() as tx:
+            rooms_by_purpose = {
+                p: await tx.owned_room(p) for p in self._staff_purposes()
+            }
+
+        for purpose, room in rooms_by_purpose.items():
+            if room is None or room.room_id is None:
+                continue
+            local = rt.matrix.client.rooms.get(room.room_id)
+            if local is None:
+                continue
+            wanted = set(self._staff_members(purpose))
+            present = set(local.users)
+            for user_id in sorted(wanted - present):
+                await self._bring_user(room.room_id, user_id)
+            for user_id in sorted(present - wanted - {rt.bot}):
+                await rt.matrix.kick(
+                    room.room_id, user_id, rt.text("staff.removed_reason")
+                )
+                logger.info("removed a former member from %s", purpose.split(":")[0])
+
+    async def _bring_user(self, room_id: str, user_id: str) -> None:
+        if self.rt.admin_join:
+            await self.rt.matrix.admin_join(room_id, user_id)
+        else:
+            await self.rt.matrix.invite(room_id, user_id)
 
     async def ensure_room(
         self, purpose: str, body: Callable[[str], dict[str, Any]]
@@ -159,11 +202,10 @@ class Reconciler:
 
     async def _ensure_staff_room(self, purpose: str) -> None:
         rt = self.rt
+        members = self._staff_members(purpose)
         if purpose == SUPERVISORS_PURPOSE:
-            members = list(rt.config.supervisors)
             name = rt.text("staff.supervisors_room_name")
         else:
-            members = [purpose.removeprefix("duty:")]
             name = rt.text("staff.duty_room_name")
 
         def body(token: str) -> dict[str, Any]:
@@ -345,10 +387,7 @@ class Reconciler:
         rt = self.rt
         user_id = case.counsellor if who == "counsellor" else case.warga
         assert user_id is not None
-        if rt.admin_join:
-            await rt.matrix.admin_join(room_id, user_id)
-        else:
-            await rt.matrix.invite(room_id, user_id)
+        await self._bring_user(room_id, user_id)
 
         async with rt.store.tx() as tx:
             room_name = f"Curhat #{case.code}"

@@ -89,10 +89,19 @@ class Handlers:
                 return
             room = rt.matrix.client.rooms.get(chat.room_id)
             if room is None or not room.encrypted:
-                await tx.update_direct_chat(chat.room_id, step="gone")
-                self.tasks.spawn("refuse plaintext chat", self._refuse(chat.room_id))
-                return
-            await self._greet(tx, chat)
+                await self._refuse(tx, chat, "intake.not_encrypted", plaintext=True)
+            elif set(room.users) - {rt.bot, chat.warga}:
+                await self._refuse(tx, chat, "intake.not_private")
+            else:
+                await self._greet(tx, chat)
+            return
+        if (
+            isinstance(event, RoomMemberEvent)
+            and event.membership in ("join", "invite")
+            and event.state_key not in (rt.bot, chat.warga)
+        ):
+            # Someone else came into what must stay a private chat.
+            await self._refuse(tx, chat, "intake.not_private")
             return
         if event.sender != chat.warga:
             return
@@ -133,21 +142,30 @@ class Handlers:
             assert chat is not None
             await self._request(tx, chat)
 
-    async def _refuse(self, room_id: str) -> None:
-        """Say once, in plaintext, that this chat is not encrypted; then leave.
+    async def _refuse(
+        self, tx: Tx, chat: DirectChat, key: str, *, plaintext: bool = False
+    ) -> None:
+        """Stop serving a chat that is not private and encrypted, say why, leave."""
+        await tx.update_direct_chat(chat.room_id, step="gone")
+        self.tasks.spawn(
+            f"leave {chat.room_id}", self._say_and_leave(chat.room_id, key, plaintext)
+        )
 
-        The only plaintext the bot ever sends: a fixed text that carries nothing
-        about anyone.
+    async def _say_and_leave(self, room_id: str, key: str, plaintext: bool) -> None:
+        """Send one fixed text, then leave.
+
+        With ``plaintext`` this is the only plaintext the bot ever sends: a fixed
+        text that carries nothing about anyone, into a chat that is not encrypted.
         """
-        text = self.rt.text("intake.not_encrypted")
+        text = self.rt.text(key)
         await self.rt.matrix.send(
             room_id,
             {"msgtype": "m.notice", "body": text},
             f"refuse-{room_id}",
-            allow_plaintext=True,
+            allow_plaintext=plaintext,
         )
         await self.rt.matrix.leave(room_id)
-        logger.info("left unencrypted direct chat %s", room_id)
+        logger.info("left direct chat %s (%s)", room_id, key)
 
     async def _greet(self, tx: Tx, chat: DirectChat) -> None:
         answer = self.intake.greeting()

@@ -99,6 +99,7 @@ class Service:
         resp = await matrix.sync(token, full_state=True, timeout_ms=0)
         await self.handle_sync(resp, history_only=token is None)
 
+        self.tasks.spawn("staff rooms", self.reconciler.ensure_staff_members())
         self.tasks.spawn("sync", self._sync_loop())
         self.tasks.spawn("reconciler", self.reconciler.run())
         self.tasks.spawn("outbox", outbox.run(rt))
@@ -117,6 +118,8 @@ class Service:
     async def stop(self) -> None:
         """Stop every task, then close the store and the connection (no logout)."""
         await self.tasks.cancel_all()
+        if self.handlers is not None:
+            await self.handlers.tasks.cancel_all()
         if self.reconciler is not None:
             await self.reconciler.stop()
         if self.rt is not None:

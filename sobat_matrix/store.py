@@ -102,6 +102,8 @@ MIGRATIONS: list[str] = [
 # and is being brought in; "active": both are in and may talk; "closing": someone
 # ended it and the room is being closed; "closed" and "cancelled" are final.
 OPEN_STATUSES = ("waiting", "accepted", "active", "closing")
+# What a warga still has going on; a curhat being closed no longer counts.
+WARGA_OPEN_STATUSES = ("waiting", "accepted", "active")
 BUSY_STATUSES = ("accepted", "active", "closing")
 
 
@@ -376,11 +378,11 @@ class Tx:
         return None if row is None else _case(row)
 
     async def open_case_of(self, warga: str) -> Case | None:
-        marks = ",".join("?" * len(OPEN_STATUSES))
+        marks = ",".join("?" * len(WARGA_OPEN_STATUSES))
         row = await self._one(
             f"SELECT * FROM cases WHERE warga = ? AND status IN ({marks})"
             " ORDER BY id DESC LIMIT 1",
-            (warga, *OPEN_STATUSES),
+            (warga, *WARGA_OPEN_STATUSES),
         )
         return None if row is None else _case(row)
 

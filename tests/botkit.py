@@ -88,7 +88,11 @@ class BotWorld:
 
 
 async def make_world(
-    server: DevServer, tmp_path: Path, *, fast_timeout: str = "3s"
+    server: DevServer,
+    tmp_path: Path,
+    *,
+    fast_timeout: str = "3s",
+    config_overrides: dict[str, object] | None = None,
 ) -> BotWorld:
     """Accounts, config and policy for one bot; actors logged in; bot not started."""
     server_name = server.server_name
@@ -104,6 +108,7 @@ async def make_world(
         admin_localpart=unique("admin"),
         supervisor_localparts=(unique("pengawas"),),
         warga_localparts=(unique("warga"),),
+        config_overrides=config_overrides,
     )
 
     actors: list[Actor] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,7 +26,8 @@ from .botkit import CODE, BotWorld, LogCapture, make_world
 
 pytestmark = pytest.mark.integration
 
-BOT_LOGGERS = ("sobat_matrix", "nio", "peewee")
+BOT_LOGGERS = ("sobat_matrix", "nio", "peewee", "aiosqlite")
+MATRIX_ID = re.compile(r"[@!#$][^\s:]+:[A-Za-z0-9.-]+")
 BOT_EXCLUDED = ("sobat_matrix.devtools", "sobat_matrix.devserver")
 
 
@@ -190,6 +192,13 @@ async def test_whole_curhat_encrypted_end_to_end(
     assert report.was_encrypted
     for forbidden in ("@", "!", code, marker, "Cecep"):
         assert forbidden not in report.body
+    in_room = [
+        e.body or "" for e in supervisor.received if e.room_id == welcome.room_id
+    ]
+    assert len(in_room) >= 2
+    for body in in_room:
+        assert not MATRIX_ID.search(body), body
+        assert code not in body and marker not in body
 
     # Nothing logged the message text, and the bot never logged the warga's ID.
     assert marker not in capture.text()
@@ -270,3 +279,119 @@ async def _first_offer(counsellors, code: str):  # type: ignore[no-untyped-def]
     task = done.pop()
     actor: Actor = tasks[task]
     return actor, task.result()
+
+
+@pytest.fixture
+async def invite_world(synapse: DevServer, tmp_path: Path) -> AsyncIterator[BotWorld]:
+    """A bot that invites people instead of joining them through the admin API."""
+    world = await make_world(
+        synapse,
+        tmp_path,
+        config_overrides={"access": {"allowed_servers": [], "admin_join": "no"}},
+    )
+    yield world
+    await world.close()
+
+
+async def test_cancel_then_invited_curhat(
+    synapse: DevServer, invite_world: BotWorld
+) -> None:
+    world = invite_world
+    await world.start_bot()
+    warga = world.warga
+
+    # A request, then !batal before anyone accepted: the offer is withdrawn.
+    dm, first_code = await intake(world, ["1", "2"])
+    holder, offer = await _first_offer(world.counsellors.values(), first_code)
+    await warga.send_text(dm, "!batal")
+    await warga.wait_for_text("sudah dibatalkan", room_id=dm)
+    await holder.wait_for_text(f"#{first_code} dibatalkan", room_id=offer.room_id)
+
+    # Any message starts again; this time a counsellor accepts.
+    await warga.send_text(dm, "halo")
+    await warga.wait_for_text("selamat datang", room_id=dm)
+    await warga.send_text(dm, "setuju")
+    await warga.wait_for_text("Tentang apa", room_id=dm)
+    await warga.send_text(dm, "Ekonomi!")
+    received = await warga.wait_for_text("antrean nomor 1", room_id=dm)
+    code = CODE.search(received.body).group(1)  # type: ignore[union-attr]
+    assert code != first_code
+
+    counsellor, offer = await _first_offer(world.counsellors.values(), code)
+    await counsellor.send_text(offer.room_id, "!terima")
+    await counsellor.wait_for_text("terima undangan", room_id=offer.room_id)
+    await warga.wait_for_text("terima undangan", room_id=dm, timeout=60)
+    start = await warga.wait_for_text("sudah hadir", timeout=60)
+    room = start.room_id
+
+    # Both came in by invitation (the bot is not a server admin here).
+    state = await synapse.room_state(world.stage.admin_token, room)
+    assert state_of(state, "m.room.member", warga.user_id)["membership"] == "join"
+
+    await counsellor.send_text(room, "!selesai")
+    await warga.wait_for_text("Seberapa membantu", room_id=dm, timeout=60)
+    await warga.send_text(dm, "lewati")
+    await warga.wait_for_text("Kapan pun", room_id=dm)
+    await wait_members_gone(synapse, world.stage.admin_token, room)
+
+    await world.stop_bot()
+    store = await Store.open(world.stage.state_dir / "bot-data" / "sobat.db")
+    try:
+        async with store.tx() as tx:
+            statuses = {c.code: (c.status, c.rating) for c in await tx.all_cases(0)}
+    finally:
+        await store.close()
+    assert statuses == {first_code: ("cancelled", None), code: ("closed", None)}
+
+
+async def test_bot_serves_only_private_direct_chats(
+    synapse: DevServer, world: BotWorld
+) -> None:
+    await world.start_bot()
+    bot = world.stage.bot.user_id
+    warga, other = world.warga, world.supervisor
+    admin = world.stage.admin_token
+
+    # A "direct" chat with a third person in it: the bot says why and leaves.
+    resp = await warga.client.room_create(
+        is_direct=True,
+        invite=[bot, other.user_id],
+        initial_state=[
+            {
+                "type": "m.room.encryption",
+                "state_key": "",
+                "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+            }
+        ],
+    )
+    group = resp.room_id  # type: ignore[union-attr]
+    await warga.wait_for_text("obrolan pribadi berdua", room_id=group, timeout=60)
+    await _wait_membership(synapse, admin, group, bot, "leave")
+
+    # An invite that is not a direct chat is declined without a word.
+    resp = await warga.client.room_create(invite=[bot])
+    plain_room = resp.room_id  # type: ignore[union-attr]
+    await _wait_membership(synapse, admin, plain_room, bot, "leave")
+    said = [
+        e
+        for e in warga.received
+        if e.room_id == plain_room and e.type in ("m.room.message", "m.room.encrypted")
+    ]
+    assert said == []
+
+
+async def _wait_membership(
+    server: DevServer, token: str, room_id: str, user_id: str, membership: str
+) -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
+        state = await server.room_state(token, room_id)
+        member = [
+            e
+            for e in state
+            if e["type"] == "m.room.member" and e["state_key"] == user_id
+        ]
+        if member and member[0]["content"]["membership"] == membership:
+            return
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"{user_id} did not reach {membership} in {room_id}")

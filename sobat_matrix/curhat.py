@@ -285,21 +285,21 @@ class Reconciler:
                 await self._tell_nobody_free(tx, case)
                 continue
 
-            counsellor = choice.counsellor.user_id
+            chosen = choice.counsellor.user_id
             offer = await tx.add_offer(
-                case.id, counsellor, choice.step_index, choice.timeout_s
+                case.id, chosen, choice.step_index, choice.timeout_s
             )
-            holding.add(counsellor)
+            holding.add(chosen)
             logger.info(
                 "case %s offered to %s (step %d, offer %d)",
                 case.code,
-                counsellor,
+                chosen,
                 choice.step_index,
                 offer.id,
             )
             await rt.say(
                 tx,
-                duty_rooms[counsellor],
+                duty_rooms[chosen],
                 self._offer_text(case, choice.timeout_s),
                 ref=f"offer:{offer.id}",
             )

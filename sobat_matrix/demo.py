@@ -291,7 +291,7 @@ async def _play(
         "supervisor gets anonymised figures",
         lambda: supervisor.wait_for_text("<5", room_id=welcome.room_id),
     )
-    _require(code not in report.body, "the report names the case")
+    _require(code not in (report.body or ""), "the report names the case")
 
 
 def _code(body: str | None) -> str:

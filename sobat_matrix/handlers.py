@@ -12,7 +12,14 @@ import logging
 import time
 from dataclasses import dataclass
 
-from nio import Event, ReactionEvent, RoomMemberEvent, RoomMessageText
+from nio import (
+    Event,
+    ReactionEvent,
+    RoomMemberEvent,
+    RoomMessage,
+    RoomMessageNotice,
+    RoomMessageText,
+)
 
 from . import intake as intake_steps
 from . import statsjob
@@ -116,6 +123,11 @@ class Handlers:
                     await self._rate(tx, chat, rating)
             return
         if not isinstance(event, RoomMessageText):
+            if isinstance(event, RoomMessage) and not isinstance(
+                event, RoomMessageNotice
+            ):
+                # A picture, file or voice note: not read, not kept; ask for text.
+                await rt.say(tx, chat.room_id, rt.text("intake.text_only"))
             return
 
         body = event.body
@@ -138,9 +150,9 @@ class Handlers:
         for text in answer.texts:
             await rt.say(tx, chat.room_id, text)
         if answer.request:
-            chat = await tx.direct_chat(chat.room_id)
-            assert chat is not None
-            await self._request(tx, chat)
+            updated = await tx.direct_chat(chat.room_id)
+            assert updated is not None
+            await self._request(tx, updated)
 
     async def _refuse(
         self, tx: Tx, chat: DirectChat, key: str, *, plaintext: bool = False

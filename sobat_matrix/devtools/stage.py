@@ -92,7 +92,7 @@ class Stage:
         password_file = state_dir / "bot-password"
         password_file.write_text(bot.password)
         password_file.chmod(0o600)
-        config = {
+        config: dict[str, object] = {
             "homeserver": {"url": server.url},
             "bot": {
                 "user_id": bot.user_id,

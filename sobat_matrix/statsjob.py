@@ -22,35 +22,57 @@ WINDOW = timedelta(days=8)
 LAST_POSTED_KEY = "stats_last_daily"
 
 
-def _at(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+def _before(ts: float | None, as_of: float) -> datetime | None:
+    """A timestamp as a datetime, or None if it is later than the cut-off."""
+    if ts is None or ts > as_of:
+        return None
+    return datetime.fromtimestamp(ts, UTC)
 
 
 async def facts(tx: Tx, now: datetime) -> list[stats.CurhatFacts]:
+    """What the figures are made of, as things stood at ``now``.
+
+    Anything after ``now`` is left out, so two reports with the same cut-off are
+    the same whenever they are asked for.
+    """
+    as_of = now.timestamp()
     result = []
     for case in await tx.all_cases((now - WINDOW).timestamp()):
+        if case.requested_at > as_of:
+            continue
         offers = await tx.offers_of_case(case.id)
+        answered = [o for o in offers if o.answered_at and o.answered_at <= as_of]
+        closed_at = _before(case.closed_at, as_of) if case.status == "closed" else None
         result.append(
             stats.CurhatFacts(
                 category=case.category,
                 requested_at=datetime.fromtimestamp(case.requested_at, UTC),
-                counsellor_joined_at=_at(case.counsellor_joined_at),
-                closed_at=_at(case.closed_at) if case.status == "closed" else None,
-                rating=case.rating,
-                offers_declined=sum(o.status == "declined" for o in offers),
-                offers_timed_out=sum(o.status == "timed_out" for o in offers),
+                counsellor_joined_at=_before(case.counsellor_joined_at, as_of),
+                closed_at=closed_at,
+                rating=case.rating if closed_at else None,
+                offers_declined=sum(o.status == "declined" for o in answered),
+                offers_timed_out=sum(o.status == "timed_out" for o in answered),
             )
         )
     return result
 
 
-async def post_report(rt: Runtime, tx: Tx) -> bool:
-    """Queue the report in the supervisors' room; False if there is no room yet."""
+def last_full_hour(now: datetime) -> datetime:
+    return now.replace(minute=0, second=0, microsecond=0)
+
+
+async def post_report(rt: Runtime, tx: Tx, as_of: datetime | None = None) -> bool:
+    """Queue the report in the supervisors' room; False if there is no room yet.
+
+    An on-request report counts up to the last full hour, not up to the minute:
+    otherwise asking twice a few minutes apart would show when one curhat came or
+    ended.
+    """
     room = await tx.owned_room(SUPERVISORS_PURPOSE)
     if room is None or room.room_id is None:
         return False
 
-    now = datetime.now(UTC)
+    now = as_of or last_full_hour(datetime.now(UTC))
     tz = rt.config.timezone
     categories = [c.key for c in rt.policy.categories]
     report = stats.compute(await facts(tx, now), now=now, tz=tz, categories=categories)
@@ -83,7 +105,7 @@ async def run_daily(rt: Runtime, daily_at: time) -> None:
         async with rt.store.tx() as tx:
             last = await tx.get_meta(LAST_POSTED_KEY)
             if now >= due_today and last != today:
-                if await post_report(rt, tx):
+                if await post_report(rt, tx, as_of=due_today.astimezone(UTC)):
                     await tx.set_meta(LAST_POSTED_KEY, today)
 
         wait_s = (next_daily(now, daily_at, tz) - now).total_seconds()

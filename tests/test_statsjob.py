@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from sobat_matrix.stats import CurhatFacts
-from sobat_matrix.statsjob import facts, next_daily
+from sobat_matrix.statsjob import facts, last_full_hour, next_daily
 from sobat_matrix.store import Case, Store, Tx
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
@@ -246,3 +246,43 @@ async def test_facts_are_timezone_aware_utc(store: Store) -> None:
     assert fact.requested_at.utcoffset() == timedelta(0)
     assert fact.counsellor_joined_at is None
     assert fact.rating is None
+
+
+async def test_facts_stop_at_the_cut_off(store: Store) -> None:
+    """Nothing after the cut-off counts, so a report depends only on its cut-off."""
+    async with store.tx() as tx:
+        await add_case(
+            tx,
+            "BEFR",
+            NOW - timedelta(minutes=50),
+            status="closed",
+            counsellor_joined_at=(NOW - timedelta(minutes=40)).timestamp(),
+            closed_at=(NOW + timedelta(minutes=5)).timestamp(),
+            rating=5,
+        )
+        await add_case(tx, "AFTR", NOW + timedelta(minutes=1))
+
+    [fact] = await read_facts(store)
+
+    assert fact.requested_at == NOW - timedelta(minutes=50)
+    assert fact.counsellor_joined_at == NOW - timedelta(minutes=40)
+    assert fact.closed_at is None and fact.rating is None
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (
+            datetime(2026, 12, 14, 9, 59, 59, tzinfo=UTC),
+            datetime(2026, 12, 14, 9, 0, tzinfo=UTC),
+        ),
+        (
+            datetime(2026, 12, 14, 10, 0, tzinfo=UTC),
+            datetime(2026, 12, 14, 10, 0, tzinfo=UTC),
+        ),
+    ],
+)
+def test_on_request_reports_count_to_the_last_full_hour(
+    now: datetime, expected: datetime
+) -> None:
+    assert last_full_hour(now) == expected

@@ -243,7 +243,9 @@ async def test_restart_loses_nothing_and_duplicates_nothing(
     await world.start_bot()
 
     await warga.wait_for_text("diakhiri oleh konselor", room_id=room, timeout=60)
-    await warga.wait_for_text("Seberapa membantu", room_id=dm, timeout=60)
+    ask = await warga.wait_for_text("Seberapa membantu", room_id=dm, timeout=60)
+    await warga.react(dm, ask.event_id, "4️⃣")
+    await warga.wait_for_text("Terima kasih atas penilaian", room_id=dm)
     await wait_members_gone(synapse, world.stage.admin_token, room)
     await counsellor.wait_for_text(f"#{code} sudah selesai", room_id=offer[1].room_id)
 
@@ -259,7 +261,7 @@ async def test_restart_loses_nothing_and_duplicates_nothing(
             outbox = await tx.outbox()
     finally:
         await store.close()
-    assert [(x.code, x.status) for x in cases] == [(code, "closed")]
+    assert [(x.code, x.status, x.rating) for x in cases] == [(code, "closed", 4)]
     assert [r["room_id"] for r in case_rooms] == [room]
     assert outbox == []
     greetings = [e for e in warga.received if "selamat datang" in (e.body or "")]

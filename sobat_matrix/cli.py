@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import logsetup
 from .config import Config, load_config
+from .crosssign import CrossSigningError
 from .errors import ConfigError
 from .matrix import MatrixError, StoreMissing
 from .policy import Policy, load_policy
@@ -73,6 +74,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             exc,
             config.data_dir / "session.json",
         )
+        return EXIT_STORE
+    except CrossSigningError as exc:
+        logger.error("cross-signing: %s", exc)
         return EXIT_STORE
     except MatrixError as exc:
         logger.error("homeserver problem: %s", exc)

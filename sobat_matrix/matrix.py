@@ -184,6 +184,23 @@ class Matrix:
         what: str,
     ) -> dict[str, Any]:
         """A client-server or admin API call with bounded 429 retries."""
+        status, data = await self.request_status(method, path, body, what=what)
+        if status >= 300:
+            raise MatrixError(what, status, data.get("errcode"))
+        return data
+
+    async def request_status(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        what: str,
+    ) -> tuple[int, dict[str, Any]]:
+        """Like :meth:`request`, but an error answer is returned, not raised.
+
+        For calls whose error body matters, such as user-interactive auth (401).
+        """
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         headers = {"Authorization": f"Bearer {self.client.access_token}"}
@@ -198,10 +215,8 @@ class Matrix:
                     data = {}
                 if not isinstance(data, dict):
                     data = {}
-                if resp.status < 300:
-                    return data
                 if resp.status != 429 or attempt == MAX_RATE_LIMIT_RETRIES:
-                    raise MatrixError(what, resp.status, data.get("errcode"))
+                    return resp.status, data
 
             wait_s = _retry_wait_s(data, attempt)
             logger.warning("%s rate-limited; retrying in %.1f s", what, wait_s)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from nio import InviteMemberEvent, MegolmEvent, SyncResponse
 
 from . import outbox, statsjob
 from .config import Config
+from .crosssign import RECOVERY_ENV, CrossSigner
 from .curhat import Reconciler
 from .handlers import Handlers
 from .i18n import Catalog
@@ -76,6 +78,16 @@ class Service:
         )
         password = config.bot.password.reveal() if config.bot.password else None
         await matrix.connect(password)
+        await CrossSigner(
+            lambda method, path, body: matrix.request_status(
+                method, path, body, what="cross-signing"
+            ),
+            matrix.user_id,
+            matrix.device_id,
+            config.data_dir,
+            password=password,
+            recovery_key=os.environ.get(RECOVERY_ENV),
+        ).ensure()
 
         rt = Runtime(
             config=config,

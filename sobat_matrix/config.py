@@ -49,6 +49,7 @@ _TOP_KEYS = (
     "statistics",
     "access",
     "logging",
+    "metrics",
 )
 _REQUIRED = ("homeserver", "bot", "data_dir", "policy")
 _TIME_OF_DAY = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
@@ -121,6 +122,13 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus metrics on 127.0.0.1:port; no port, no endpoint."""
+
+    port: int | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole service config; sections mirror the YAML file."""
 
@@ -135,6 +143,7 @@ class Config:
     statistics: StatisticsConfig
     access: AccessConfig
     logging: LogConfig
+    metrics: MetricsConfig = MetricsConfig()
 
     @property
     def server_name(self) -> str:
@@ -214,6 +223,7 @@ class _ConfigReader:
         statistics = self._section(root, "statistics", self._statistics)
         access = self._section(root, "access", self._access)
         log = self._section(root, "logging", self._logging)
+        metrics = self._section(root, "metrics", self._metrics)
 
         if bot is not None and supervisors and bot.user_id in supervisors:
             self.problems.add(
@@ -228,7 +238,7 @@ class _ConfigReader:
         assert data_dir is not None and policy_path is not None
         assert language is not None and timezone is not None
         assert supervisors is not None and statistics is not None
-        assert access is not None and log is not None
+        assert access is not None and log is not None and metrics is not None
         return Config(
             source=self.path,
             homeserver=homeserver,
@@ -241,6 +251,7 @@ class _ConfigReader:
             statistics=statistics,
             access=access,
             logging=log,
+            metrics=metrics,
         )
 
     def _key(
@@ -437,6 +448,19 @@ class _ConfigReader:
         if isinstance(node.value, bool):
             return "yes" if node.value else "no"
         return self.problems.choice(node, ADMIN_JOIN_MODES)
+
+    def _metrics(self, node: Node) -> MetricsConfig | None:
+        if self.problems.mapping(node, ("port",)) is None:
+            return None
+        if not node.has("port"):
+            return MetricsConfig()
+        port = self.problems.integer(node.child("port"), minimum=1)
+        if port is None:
+            return None
+        if port > 65535:
+            self.problems.add(node.child("port"), f"must be at most 65535, got {port}")
+            return None
+        return MetricsConfig(port)
 
     def _logging(self, node: Node) -> LogConfig | None:
         if self.problems.mapping(node, ("level",)) is None:

@@ -14,11 +14,12 @@ import asyncio
 import logging
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from nio import InviteMemberEvent, MegolmEvent, SyncResponse
+from nio import Event, InviteMemberEvent, MegolmEvent, SyncResponse
 
 from . import outbox, statsjob
 from .config import Config
@@ -26,7 +27,9 @@ from .crosssign import RECOVERY_ENV, CrossSigner
 from .curhat import Reconciler
 from .handlers import Handlers
 from .i18n import Catalog
+from .latekeys import LateEvents
 from .matrix import Matrix, MatrixError
+from .metrics import Metrics
 from .policy import Policy
 from .runtime import Runtime
 from .store import Store
@@ -37,8 +40,6 @@ logger = logging.getLogger(__name__)
 SYNC_TOKEN_KEY = "sync_token"
 SYNC_TIMEOUT_MS = 30_000
 SYNC_BACKOFF_MAX_S = 60.0
-# Undecryptable events are retried when keys arrive, for this long.
-UNDECRYPTED_KEEP = 500
 
 
 def pickle_key(data_dir: Path) -> str:
@@ -62,7 +63,8 @@ class Service:
         self.reconciler: Reconciler | None = None
         self.handlers: Handlers | None = None
         self.ready = asyncio.Event()
-        self._undecrypted: list[tuple[str, MegolmEvent]] = []
+        self.late = LateEvents()
+        self.metrics = Metrics()
         self._seen_rooms: set[str] = set()
 
     async def start(self) -> None:
@@ -104,6 +106,10 @@ class Service:
         self.handlers = Handlers(rt)
         self.reconciler = Reconciler(rt)
 
+        if config.metrics.port:
+            self.metrics.serve(config.metrics.port)
+        await self._reload_late()
+
         async with store.tx() as tx:
             token = await tx.get_meta(SYNC_TOKEN_KEY)
         # The first sync after a start carries the full state of every room, so the
@@ -137,6 +143,7 @@ class Service:
         if self.rt is not None:
             await self.rt.matrix.close()
             await self.rt.store.close()
+        self.metrics.close()
         logger.info("bot stopped")
 
     async def run_until(self, stop: asyncio.Event) -> None:
@@ -183,6 +190,7 @@ class Service:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the loop must go on
+                self.metrics.sync_failures.inc()
                 failures += 1
                 wait_s = min(2.0**failures, SYNC_BACKOFF_MAX_S)
                 logger.warning(
@@ -209,12 +217,12 @@ class Service:
                 logger.warning("timeline of room %s was limited", room_id)
             for event in info.timeline.events:
                 if isinstance(event, MegolmEvent):
-                    self._keep_undecrypted(room_id, event)
+                    await self._keep_late(room_id, event)
                     continue
                 if not history_only:
                     await self._fenced(self.handlers.on_event, room_id, event)
 
-        await self._retry_undecrypted()
+        await self._retry_late()
 
         async with rt.store.tx() as tx:
             await tx.set_meta(SYNC_TOKEN_KEY, resp.next_batch)
@@ -226,6 +234,7 @@ class Service:
         try:
             await handler(*args)
         except Exception as exc:  # noqa: BLE001
+            self.metrics.handler_failures.inc()
             room_id = args[0] if args else "?"
             logger.error(
                 "handler %s failed in room %s: %s",
@@ -267,31 +276,68 @@ class Service:
         )
         logger.info("joined direct chat %s", room_id)
 
-    def _keep_undecrypted(self, room_id: str, event: MegolmEvent) -> None:
+    async def _keep_late(self, room_id: str, event: MegolmEvent) -> None:
+        """Keep an event whose room key has not arrived, and ask for the key."""
         assert self.rt is not None
-        logger.info("event %s in room %s not decrypted yet", event.event_id, room_id)
-        self._undecrypted.append((room_id, event))
-        del self._undecrypted[:-UNDECRYPTED_KEEP]
+        if event.event_id in self.late:
+            return
+        first_seen = time.time()
+        async with self.rt.store.tx() as tx:
+            await tx.add_undecrypted(event.event_id, room_id, first_seen)
+            for pushed in self.late.add(room_id, event, first_seen):
+                await tx.drop_undecrypted(pushed)
+                self.metrics.never_decrypted.inc()
+        logger.info("event %s in room %s waits for its key", event.event_id, room_id)
+
         try:
-            self.rt.matrix.client.request_room_key(event)
-        except Exception as exc:  # noqa: BLE001 - a key request already sent, say
+            await self.rt.matrix.client.request_room_key(event)
+        except Exception as exc:  # noqa: BLE001 - e.g. already requested
             logger.debug(
                 "no key request for %s: %s", event.event_id, type(exc).__name__
             )
+        self.metrics.waiting_for_keys.set(len(self.late))
 
-    async def _retry_undecrypted(self) -> None:
-        """Handle events whose room key arrived since they were received."""
+    async def _retry_late(self) -> None:
+        """Handle the kept events whose keys arrived; give up on the too old."""
         assert self.rt is not None and self.handlers is not None
-        still: list[tuple[str, MegolmEvent]] = []
-        for room_id, event in self._undecrypted:
-            try:
-                decrypted = self.rt.matrix.client.decrypt_event(event)
-            except Exception:  # noqa: BLE001 - the key has not arrived yet
-                still.append((room_id, event))
-                continue
+        client = self.rt.matrix.client
+
+        for room_id, event in self.late.take_decryptable(client.decrypt_event):
             logger.info("event %s decrypted late", event.event_id)
-            await self._fenced(self.handlers.on_event, room_id, decrypted)
-        self._undecrypted = still
+            self.metrics.decrypted_late.inc()
+            await self._fenced(self.handlers.on_event, room_id, event)
+            async with self.rt.store.tx() as tx:
+                await tx.drop_undecrypted(event.event_id)
+
+        for event_id in self.late.take_expired():
+            logger.info("gave up waiting for the key of event %s", event_id)
+            self.metrics.never_decrypted.inc()
+            async with self.rt.store.tx() as tx:
+                await tx.drop_undecrypted(event_id)
+        self.metrics.waiting_for_keys.set(len(self.late))
+
+    async def _reload_late(self) -> None:
+        """After a restart, fetch the events that were still waiting for keys."""
+        assert self.rt is not None
+        async with self.rt.store.tx() as tx:
+            kept = await tx.all_undecrypted()
+        for event_id, room_id, first_seen in kept:
+            try:
+                raw = await self.rt.matrix.request(
+                    "GET",
+                    f"/_matrix/client/v3/rooms/{_q(room_id)}/event/{_q(event_id)}",
+                    what="fetch event",
+                )
+            except MatrixError:
+                raw = {}
+            event = Event.parse_event(raw) if raw else None
+            if isinstance(event, MegolmEvent):
+                event.room_id = room_id
+                self.late.add(room_id, event, first_seen)
+            else:
+                async with self.rt.store.tx() as tx:
+                    await tx.drop_undecrypted(event_id)
+        self.metrics.waiting_for_keys.set(len(self.late))
 
 
 def _q(value: str) -> str:

@@ -96,6 +96,14 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL
     );
     """,
+    # Events waiting for their room key (IDs only), so a restart keeps waiting.
+    """
+    CREATE TABLE undecrypted (
+        event_id TEXT PRIMARY KEY,
+        room_id TEXT NOT NULL,
+        first_seen REAL NOT NULL
+    );
+    """,
 ]
 
 # A curhat's life. "waiting": no counsellor yet; "accepted": a counsellor said yes
@@ -472,6 +480,26 @@ class Tx:
         await self._run(
             "UPDATE offers SET event_id = ? WHERE id = ?", (event_id, offer_id)
         )
+
+    # -- events waiting for keys -------------------------------------------------
+
+    async def add_undecrypted(
+        self, event_id: str, room_id: str, first_seen: float
+    ) -> None:
+        await self._run(
+            "INSERT OR IGNORE INTO undecrypted (event_id, room_id, first_seen)"
+            " VALUES (?, ?, ?)",
+            (event_id, room_id, first_seen),
+        )
+
+    async def drop_undecrypted(self, event_id: str) -> None:
+        await self._run("DELETE FROM undecrypted WHERE event_id = ?", (event_id,))
+
+    async def all_undecrypted(self) -> list[tuple[str, str, float]]:
+        rows = await self._all(
+            "SELECT event_id, room_id, first_seen FROM undecrypted ORDER BY first_seen"
+        )
+        return [(r["event_id"], r["room_id"], r["first_seen"]) for r in rows]
 
     # -- outbox ------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ supervisors: ["@pengawas:kota.test"]
 
 TOP_KEYS = (
     "homeserver, bot, data_dir, policy, language, timezone, supervisors, "
-    "statistics, access, logging"
+    "statistics, access, logging, metrics"
 )
 PLACEHOLDER = "is still a placeholder (CHANGE_ME); set the bot's real password"
 
@@ -526,3 +526,47 @@ def test_example_config_loads_from_the_repository() -> None:
 
     assert config.policy_path == REPO / "policies" / "sukabumi.yaml"
     assert config.policy_path.is_file()
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ("metrics: {port: 9464}\n", 9464),
+        ("", None),
+    ],
+)
+def test_metrics_port(tmp_path: Path, section: str, expected: int | None) -> None:
+    text = (
+        (REPO / "config.yaml.example")
+        .read_text(encoding="utf-8")
+        .replace("CHANGE_ME", "pw-for-tests")
+    )
+    path = tmp_path / "c.yaml"
+    path.write_text(text + section, encoding="utf-8")
+
+    assert load_config(path).metrics.port == expected
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("metrics: {port: 70000}\n", "metrics.port: must be at most 65535, got 70000"),
+        ("metrics: {port: nine}\n", "metrics.port: expected an integer, got a string"),
+        (
+            "metrics: {listen: x}\n",
+            "metrics: unknown key 'listen' (expected one of: port)",
+        ),
+    ],
+)
+def test_bad_metrics_port(tmp_path: Path, section: str, message: str) -> None:
+    text = (
+        (REPO / "config.yaml.example")
+        .read_text(encoding="utf-8")
+        .replace("CHANGE_ME", "pw-for-tests")
+    )
+    path = tmp_path / "c.yaml"
+    path.write_text(text + section, encoding="utf-8")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert [str(p).split(": ", 1)[1] for p in caught.value.problems] == [message]

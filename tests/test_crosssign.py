@@ -204,3 +204,22 @@ async def test_identity_made_once_kept_and_recovered(
     verify(keys["self_signing_keys"][user_id], user_id, master)
     verify(keys["device_keys"][user_id][third_id], user_id, new_ssk)
     del published_keys
+
+
+@pytest.mark.integration
+async def test_an_actor_can_be_cross_signed_like_an_element_user(
+    synapse: DevServer, tmp_path: Path
+) -> None:
+    password = secrets.token_urlsafe(12)
+    user_id = await synapse.register_user(f"xa{secrets.token_hex(3)}", password)
+    actor = await Actor.login(
+        synapse.url, user_id, password, tmp_path / "store", cross_sign=True
+    )
+    try:
+        device = Device(synapse, user_id, actor.access_token)
+        keys = await published(device, user_id)
+    finally:
+        await actor.close()
+
+    ssk = next(iter(keys["self_signing_keys"][user_id]["keys"].values()))
+    verify(keys["device_keys"][user_id][str(actor.client.device_id)], user_id, ssk)

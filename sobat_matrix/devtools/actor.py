@@ -41,6 +41,8 @@ from nio import (
     WhoamiResponse,
 )
 
+from ..crosssign import CrossSigner
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -209,8 +211,13 @@ class Actor:
         store_dir: Path,
         *,
         auto_join: bool = True,
+        cross_sign: bool = False,
     ) -> Actor:
         """Log in, upload keys, start syncing, and return after the first sync.
+
+        With ``cross_sign`` the user gets a cross-signing identity (kept in
+        ``store_dir``) and the device is signed by it, as Element does at first
+        login; clients that exclude "insecure devices" then talk to it.
 
         ``store_dir`` keeps the device: its Olm account, Megolm sessions, sync
         token and access token. Logging in again with a store that has a device
@@ -242,6 +249,14 @@ class Actor:
         actor = cls(client, store_dir=store_dir, auto_join=auto_join, restored=restored)
         try:
             await actor._start()
+            if cross_sign:
+                await CrossSigner(
+                    actor._raw,
+                    actor.user_id,
+                    str(client.device_id),
+                    store_dir,
+                    password=password,
+                ).ensure()
         except BaseException:
             await actor.close()
             raise
@@ -568,6 +583,16 @@ class Actor:
     def _is_encrypted(self, room_id: str) -> bool:
         room = self.client.rooms.get(room_id)
         return room is not None and room.encrypted
+
+    async def _raw(
+        self, method: str, path: str, body: dict[str, Any] | None
+    ) -> tuple[int, dict[str, Any]]:
+        """One client-server API call with this device's token."""
+        headers = {"Authorization": f"Bearer {self.access_token}"}
+        data = None if body is None else json.dumps(body)
+        async with await self.client.send(method, path, data, headers) as response:
+            answer = await response.json(content_type=None)
+            return response.status, answer if isinstance(answer, dict) else {}
 
     async def _mark_direct(self, other_user_id: str, room_id: str) -> None:
         """Record the room in m.direct account data, as Element does after creating."""

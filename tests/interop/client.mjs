@@ -234,6 +234,14 @@ function waitEncryptedRoom(roomId) {
 
 async function startDm({ user_id }) {
     const client = requireClient();
+
+    // Element checks that the invitee can receive encrypted messages first,
+    // which downloads their devices and cross-signing identity.
+    const devices = await state.crypto.getUserDeviceInfo([user_id], true);
+    if ((devices.get(user_id)?.size ?? 0) === 0) {
+        throw new Error(`${user_id} has no device to encrypt for`);
+    }
+
     const { room_id } = await client.createRoom({
         preset: sdk.Preset.TrustedPrivateChat,
         visibility: sdk.Visibility.Private,
@@ -372,6 +380,26 @@ async function waitFor({ contains, room_id, timeout_ms }) {
     return describeMessage(entry);
 }
 
+// A decryption failure can be temporary: a missing key may still arrive.
+async function waitUndecryptable({ event_id, timeout_ms }) {
+    requireClient();
+    return waitUntil(
+        () => undecryptableEntries().find((entry) => entry.event_id === event_id),
+        timeout_ms ?? 30_000,
+        () => `decryption failure of ${event_id}`,
+    );
+}
+
+async function waitJoined({ room_id, timeout_ms }) {
+    requireClient();
+    await waitUntil(
+        () => (state.client.getRoom(room_id)?.getMyMembership() === "join" ? true : null),
+        timeout_ms ?? ROOM_TIMEOUT_MS,
+        () => `join of ${room_id}`,
+    );
+    return null;
+}
+
 async function autoJoin({ enabled }) {
     requireClient();
     state.autoJoin = Boolean(enabled);
@@ -413,10 +441,12 @@ const COMMANDS = {
     send,
     react,
     wait_for: waitFor,
+    wait_joined: waitJoined,
     auto_join: autoJoin,
     device_status: deviceStatus,
     user_devices: userDevices,
     undecryptable,
+    wait_undecryptable: waitUndecryptable,
 };
 
 // -- the line protocol ------------------------------------------------------------

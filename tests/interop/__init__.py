@@ -1,0 +1,1 @@
+"""The matrix-js-sdk (Element crypto) test client and its Python driver."""

@@ -196,12 +196,13 @@ async function login({ homeserver, user_id, password, isolation }) {
     client.on(sdk.MatrixEventEvent.Decrypted, notify);
     client.on(sdk.ClientEvent.Sync, notify);
 
-    // As Element: lazy-loaded members, no threads view.
+    // Lazy-loaded members as Element; threads off, so that every message
+    // lands in the main timeline that wait_for reads.
     await client.startClient({ lazyLoadMembers: true, initialSyncLimit: 50 });
     await waitForFirstSync(client);
 
     // Element sets up cross-signing at first login, so that the owner signs
-    // the new device. Synapse accepts a first upload without UIA, but may ask.
+    // the new device. Uploading the keys may ask for the password (UIA).
     await crypto.bootstrapCrossSigning({
         authUploadDeviceSigningKeys: async (makeRequest) => {
             await makeRequest(passwordAuth(session.user_id, password));

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sobat_matrix.devserver import DevServer
 from sobat_matrix.devtools import Actor
@@ -65,7 +68,7 @@ class BotWorld:
 
     stage: Stage
     counsellors: dict[str, Actor]
-    warga: Actor
+    warga: Actor  # type: ignore[assignment]  # None when nio_warga=False
     supervisor: Actor
     service: Service | None = None
     actors: list[Actor] = field(default_factory=list)
@@ -93,6 +96,8 @@ async def make_world(
     *,
     fast_timeout: str = "3s",
     config_overrides: dict[str, object] | None = None,
+    cross_sign: bool = False,
+    nio_warga: bool = True,
 ) -> BotWorld:
     """Accounts, config and policy for one bot; actors logged in; bot not started."""
     server_name = server.server_name
@@ -115,7 +120,9 @@ async def make_world(
 
     async def login(user_id: str, password: str) -> Actor:
         store = tmp_path / "actors" / user_id.strip("@").replace(":", "_")
-        actor = await Actor.login(server.url, user_id, password, store)
+        actor = await Actor.login(
+            server.url, user_id, password, store, cross_sign=cross_sign
+        )
         actors.append(actor)
         return actor
 
@@ -124,9 +131,28 @@ async def make_world(
         counsellors[key] = await login(user_id, stage.counsellors[user_id].password)
     (warga_account,) = stage.warga.values()
     (supervisor_account,) = stage.supervisors.values()
-    warga = await login(warga_account.user_id, warga_account.password)
+    # Without a nio warga the account is left for another client (Element's stack).
+    warga = (
+        await login(warga_account.user_id, warga_account.password)
+        if nio_warga
+        else None
+    )
     supervisor = await login(supervisor_account.user_id, supervisor_account.password)
     return BotWorld(stage, counsellors, warga, supervisor, actors=actors)
+
+
+async def first_offer(counsellors: Iterable[Actor], code: str) -> tuple[Actor, Any]:
+    """The counsellor who got the offer for ``code``, and the offer."""
+    tasks = {
+        asyncio.create_task(x.wait_for_text(f"#{code}", timeout=60)): x
+        for x in counsellors
+    }
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    task = done.pop()
+    return tasks[task], task.result()
 
 
 class LogCapture(logging.Handler):

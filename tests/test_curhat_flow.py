@@ -19,10 +19,9 @@ from nio import JoinError
 
 from sobat_matrix import logsetup
 from sobat_matrix.devserver import DevServer
-from sobat_matrix.devtools import Actor
 from sobat_matrix.store import Store
 
-from .botkit import CODE, BotWorld, LogCapture, make_world
+from .botkit import CODE, BotWorld, LogCapture, first_offer, make_world
 
 pytestmark = pytest.mark.integration
 
@@ -229,7 +228,7 @@ async def test_restart_loses_nothing_and_duplicates_nothing(
     received = await warga.wait_for_text("antrean nomor", room_id=dm, timeout=60)
     code = CODE.search(received.body).group(1)  # type: ignore[union-attr]
 
-    offer = await _first_offer(counsellors.values(), code)
+    offer = await first_offer(counsellors.values(), code)
     counsellor = next(x for x in counsellors.values() if x.user_id == offer[0].user_id)
     await counsellor.send_text(offer[1].room_id, f"!terima {code}")
     start = await warga.wait_for_text("sudah hadir", timeout=60)
@@ -269,20 +268,6 @@ async def test_restart_loses_nothing_and_duplicates_nothing(
     assert len(greetings) == 1 and len(receipts) == 1
 
 
-async def _first_offer(counsellors, code: str):  # type: ignore[no-untyped-def]
-    """The counsellor who got the offer for ``code``, and the offer."""
-    tasks = {
-        asyncio.create_task(x.wait_for_text(f"#{code}", timeout=60)): x
-        for x in counsellors
-    }
-    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    task = done.pop()
-    actor: Actor = tasks[task]
-    return actor, task.result()
-
-
 @pytest.fixture
 async def invite_world(synapse: DevServer, tmp_path: Path) -> AsyncIterator[BotWorld]:
     """A bot that invites people instead of joining them through the admin API."""
@@ -304,7 +289,7 @@ async def test_cancel_then_invited_curhat(
 
     # A request, then !batal before anyone accepted: the offer is withdrawn.
     dm, first_code = await intake(world, ["1", "2"])
-    holder, offer = await _first_offer(world.counsellors.values(), first_code)
+    holder, offer = await first_offer(world.counsellors.values(), first_code)
     await warga.send_text(dm, "!batal")
     await warga.wait_for_text("sudah dibatalkan", room_id=dm)
     await holder.wait_for_text(f"#{first_code} dibatalkan", room_id=offer.room_id)
@@ -319,7 +304,7 @@ async def test_cancel_then_invited_curhat(
     code = CODE.search(received.body).group(1)  # type: ignore[union-attr]
     assert code != first_code
 
-    counsellor, offer = await _first_offer(world.counsellors.values(), code)
+    counsellor, offer = await first_offer(world.counsellors.values(), code)
     await counsellor.send_text(offer.room_id, "!terima")
     await counsellor.wait_for_text("terima undangan", room_id=offer.room_id)
     await warga.wait_for_text("terima undangan", room_id=dm, timeout=60)

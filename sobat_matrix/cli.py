@@ -14,6 +14,8 @@ import signal
 import sys
 from pathlib import Path
 
+import aiohttp
+
 from . import logsetup
 from .config import Config, load_config
 from .crosssign import CrossSigningError
@@ -80,6 +82,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_STORE
     except MatrixError as exc:
         logger.error("homeserver problem: %s", exc)
+        return EXIT_UNAVAILABLE
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        logger.error(
+            "cannot reach the homeserver at %s: %s",
+            config.homeserver.url,
+            type(exc).__name__,
+        )
         return EXIT_UNAVAILABLE
     return 0
 

@@ -79,17 +79,24 @@ class Service:
             pickle_key=pickle_key(config.data_dir),
         )
         password = config.bot.password.reveal() if config.bot.password else None
-        await matrix.connect(password)
-        await CrossSigner(
-            lambda method, path, body: matrix.request_status(
-                method, path, body, what="cross-signing"
-            ),
-            matrix.user_id,
-            matrix.device_id,
-            config.data_dir,
-            password=password,
-            recovery_key=os.environ.get(RECOVERY_ENV),
-        ).ensure()
+        try:
+            await matrix.connect(password)
+            await CrossSigner(
+                lambda method, path, body: matrix.request_status(
+                    method, path, body, what="cross-signing"
+                ),
+                matrix.user_id,
+                matrix.device_id,
+                config.data_dir,
+                password=password,
+                recovery_key=os.environ.get(RECOVERY_ENV),
+            ).ensure()
+        except BaseException:
+            # Nothing is running yet; close what is open, or its threads keep the
+            # process alive after the error.
+            await matrix.close()
+            await store.close()
+            raise
 
         rt = Runtime(
             config=config,

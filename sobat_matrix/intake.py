@@ -27,6 +27,9 @@ PREF_GENDER = "pref_gender"
 REQUESTED = "requested"
 IDLE = "idle"
 
+# A longer answer is not guessed at: it is probably a story, not a choice.
+MAX_LOOSE_WORDS = 3
+
 _SPACES = re.compile(r"\s+")
 _TRIM = ".,!?;:()\"'*_~`"
 
@@ -137,9 +140,13 @@ class Intake:
     def _menu(options: Sequence[Option]) -> str:
         return "\n".join(f"{n}. {o.label}" for n, o in enumerate(options, start=1))
 
-    @staticmethod
-    def pick(text: str, options: Sequence[Option]) -> Option | None:
-        """The option a warga meant, by number or by word; None if unclear."""
+    def pick(self, text: str, options: Sequence[Option]) -> Option | None:
+        """The option a warga meant, by number or by word; None if unclear.
+
+        Besides an exact answer ("2", "perempuan"), a short answer that names
+        exactly one option among a few everyday words ("perempuan aja", "keluarga
+        saya") counts, unless it holds a negation ("bukan perempuan").
+        """
         said = normalise(text)
         if said.isdecimal():
             index = int(said) - 1
@@ -147,7 +154,19 @@ class Intake:
         for option in options:
             if said in option.words:
                 return option
-        return None
+
+        tokens = said.split()
+        if not tokens or len(tokens) > MAX_LOOSE_WORDS:
+            return None
+        if set(tokens) & set(self._words("intake.negation_words")):
+            return None
+        padded = f" {said} "
+        named = [
+            option
+            for option in options
+            if any(word and f" {word} " in padded for word in option.words)
+        ]
+        return named[0] if len(named) == 1 else None
 
     # -- questions -------------------------------------------------------------------
 
@@ -205,10 +224,9 @@ class Intake:
     def _on_consent(self, text: str) -> Answer:
         option = self.pick(text, self.consent_options())
         if option is None:
-            question = self.t(
-                "intake.consent_question", menu=self._menu(self.consent_options())
-            )
-            return self._again(CONSENT, question)
+            # Often a first "halo" that crossed the greeting: no error, just ask.
+            menu = self._menu(self.consent_options())
+            return Answer(CONSENT, [self.t("intake.consent_again", menu=menu)])
         if option.value == "no":
             return Answer(IDLE, [self.t("intake.consent_declined")])
         return Answer(CATEGORY, [self.ask_category()])

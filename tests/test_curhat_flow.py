@@ -106,9 +106,11 @@ async def test_whole_curhat_encrypted_end_to_end(
     assert greeting.was_encrypted and greeting.msgtype == "m.notice"
     await warga.wait_for_text("setuju", room_id=dm)
     await warga.send_text(dm, "mungkin nanti")
-    await warga.wait_for_text("tidak ada dalam pilihan", room_id=dm)
+    await warga.wait_for_text("mohon jawab dulu", room_id=dm)
     await warga.send_text(dm, "Ya")
     await warga.wait_for_text("Tentang apa", room_id=dm)
+    await warga.send_text(dm, "keuangan")
+    await warga.wait_for_text("tidak ada dalam pilihan", room_id=dm)
     await warga.send_text(dm, "keluarga")
     menu = await warga.wait_for_text("konselor yang mana", room_id=dm)
     assert "1. Psikolog" in menu.body and "3. Siapa saja" in menu.body
@@ -181,7 +183,7 @@ async def test_whole_curhat_encrypted_end_to_end(
     await wait_members_gone(synapse, admin, room)
     assert isinstance(await warga.client.join(room), JoinError)
     await c.wait_for_text(f"#{code} sudah selesai", room_id=offer_c.room_id)
-    await warga.send_text(dm, "5")
+    await warga.send_text(dm, "lima")
     await warga.wait_for_text("Terima kasih atas penilaian", room_id=dm)
 
     # Figures for supervisors: no identities, small numbers hidden.
@@ -287,10 +289,10 @@ async def test_cancel_then_invited_curhat(
     await world.start_bot()
     warga = world.warga
 
-    # A request, then !batal before anyone accepted: the offer is withdrawn.
+    # A request, then "batal" before anyone accepted: the offer is withdrawn.
     dm, first_code = await intake(world, ["1", "2"])
     holder, offer = await first_offer(world.counsellors.values(), first_code)
-    await warga.send_text(dm, "!batal")
+    await warga.send_text(dm, "Batal")
     await warga.wait_for_text("sudah dibatalkan", room_id=dm)
     await holder.wait_for_text(f"#{first_code} dibatalkan", room_id=offer.room_id)
 

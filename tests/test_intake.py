@@ -146,12 +146,18 @@ def test_consent_refused_ends_the_dialogue(text: str) -> None:
     assert answer.updates == {} and answer.request is False
 
 
-@pytest.mark.parametrize("text", ["", "0", "3", "-1", "mungkin", "ya tidak", "1 2"])
-def test_unclear_consent_repeats_the_question(text: str) -> None:
+@pytest.mark.parametrize(
+    "text", ["", "0", "3", "-1", "mungkin", "ya tidak", "1 2", "halo, selamat malam"]
+)
+def test_unclear_consent_asks_again_without_an_error(text: str) -> None:
+    """Often a first "halo" that crossed the greeting: asked again, kindly."""
     answer = at_step(CONSENT).say(text)
 
-    assert_asked_again(answer, CONSENT, CONSENT_QUESTION)
-    assert "1. Ya, saya setuju" in answer.texts[0]
+    assert answer.step == CONSENT and answer.updates == {} and not answer.request
+    assert answer.texts == [
+        CATALOG.text("intake.consent_again", menu="1. Ya, saya setuju\n2. Tidak")
+    ]
+    assert not answer.texts[0].startswith(AGAIN)
 
 
 # -- category --------------------------------------------------------------------------
@@ -174,6 +180,8 @@ def test_unclear_consent_repeats_the_question(text: str) -> None:
         ("  Social   LIFE!! ", "sosial"),
         ("ekonomi", "ekonomi"),
         ('"Money worries"', "ekonomi"),
+        ("keluarga saya", "keluarga"),
+        ("soal ekonomi", "ekonomi"),
     ],
 )
 def test_category_by_number_key_or_label(text: str, key: str) -> None:
@@ -184,7 +192,8 @@ def test_category_by_number_key_or_label(text: str, key: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "0", "4", "keuangan", "keluarga saya", "social", "1 keluarga"]
+    "text",
+    ["", "0", "4", "keuangan", "social", "bukan keluarga", "keluarga atau ekonomi"],
 )
 def test_unknown_category_repeats_the_question(text: str) -> None:
     answer = at_step(CATEGORY).say(text)
@@ -532,9 +541,9 @@ def test_normalise(text: str, expected: str) -> None:
 
 @pytest.mark.parametrize("text", ["²", "①"])
 def test_digit_like_characters_repeat_the_question(text: str) -> None:
-    answer = at_step(CONSENT).say(text)
+    answer = at_step(CATEGORY).say(text)
 
-    assert_asked_again(answer, CONSENT, CONSENT_QUESTION)
+    assert_asked_again(answer, CATEGORY, CATEGORY_QUESTION)
 
 
 @pytest.mark.parametrize(
@@ -557,3 +566,32 @@ def test_consent_label_typed_back_is_understood(lang: str, text: str) -> None:
     answer = at_step(CONSENT).say(text, intake)
 
     assert answer.step == CATEGORY
+
+
+@pytest.mark.parametrize(
+    ("text", "gender"),
+    [
+        ("perempuan aja", "perempuan"),
+        ("yang perempuan", "perempuan"),
+        ("laki-laki saja", "laki-laki"),
+    ],
+)
+def test_short_everyday_answers_name_one_option(text: str, gender: str) -> None:
+    answer = at_step(PREF_GENDER, "sosial").say(text)
+
+    assert answer.updates == {"pref_gender": gender} and answer.request
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bukan perempuan",
+        "jangan laki-laki",
+        "perempuan atau laki-laki",
+        "saya mau konselor perempuan kalau ada",
+    ],
+)
+def test_negated_ambiguous_or_long_answers_are_not_guessed(text: str) -> None:
+    answer = at_step(PREF_GENDER, "sosial").say(text)
+
+    assert_asked_again(answer, PREF_GENDER, GENDER_QUESTION)

@@ -1,5 +1,6 @@
 # Sourced by deploy/*.sh: makes .venv with Python 3.11+ and installs the project
-# with the given extra (embedded, test). pip does nothing when all is installed.
+# with the given extra (embedded, test). The install is skipped while pyproject.toml
+# is unchanged since the last one, so the commands start in a second.
 ensure_venv() {
   local extra="$1"
   local python="${PYTHON:-python3}"
@@ -10,6 +11,13 @@ ensure_venv() {
   if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
   fi
+  local stamp=".venv/.installed-$extra"
+  local digest
+  digest=$(.venv/bin/python -c 'import hashlib,sys; print(hashlib.sha256(open("pyproject.toml","rb").read()).hexdigest())')
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ]; then
+    return 0
+  fi
   .venv/bin/python -m pip install --quiet --disable-pip-version-check \
     --editable ".[$extra]"
+  echo "$digest" > "$stamp"
 }

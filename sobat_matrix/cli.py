@@ -140,7 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="policy file (default: the Sukabumi sample)",
     )
-    demo.add_argument("--port", type=int, default=8008)
+    demo.add_argument(
+        "--port",
+        type=int,
+        default=8008,
+        help="port of the local homeserver on 127.0.0.1 (another if taken)",
+    )
     demo.add_argument(
         "--scripted",
         action="store_true",

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import re
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import logsetup
-from .devserver import DevServer, free_port, start_synapse
+from .devserver import DevServer, DevServerError, free_port, start_synapse
 from .devtools import Actor
 from .devtools.stage import Stage
 from .service import Service
@@ -63,9 +64,13 @@ def main(args: argparse.Namespace) -> int:
         # between new devices do; the step lines are what the scripted run shows.
         logging.getLogger("nio").setLevel(logging.ERROR)
     policy = args.policy or sample_policy()
-    if args.scripted:
-        return asyncio.run(scripted(policy))
-    return asyncio.run(interactive(args.state_dir, policy, args.port))
+    try:
+        if args.scripted:
+            return asyncio.run(scripted(policy))
+        return asyncio.run(interactive(args.state_dir, policy, args.port))
+    except DevServerError as exc:
+        print(f"sobat-matrix demo: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _setup(state_dir: Path, policy: Path, port: int) -> tuple[DevServer, Stage]:
@@ -115,14 +120,16 @@ def _welcome(server: DevServer, stage: Stage) -> str:
         f"  State folder:   {stage.state_dir}",
         "",
         "Accounts (user ID / password):",
-        f"  bot         {stage.bot.user_id}",
+        f"  {'bot':<10}  {stage.bot.user_id}",
     ]
-    for account in stage.counsellors.values():
-        lines.append(f"  counsellor  {account.user_id}  {account.password}")
-    for account in stage.supervisors.values():
-        lines.append(f"  supervisor  {account.user_id}  {account.password}")
-    for account in stage.warga.values():
-        lines.append(f"  warga       {account.user_id}  {account.password}")
+    people = [
+        *(("counsellor", a) for a in stage.counsellors.values()),
+        *(("supervisor", a) for a in stage.supervisors.values()),
+        *(("warga", a) for a in stage.warga.values()),
+    ]
+    width = max(len(a.user_id) for _, a in people)
+    for role, account in people:
+        lines.append(f"  {role:<10}  {account.user_id:<{width}}  {account.password}")
     lines += [
         "",
         "Connect Element (Web or Desktop): Sign in > Edit (homeserver) > enter",

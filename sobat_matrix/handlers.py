@@ -391,5 +391,9 @@ class Handlers:
         if not isinstance(event, RoomMessageText):
             return
         command = parse_command(event.body)
-        if command and command.name == "statistik":
+        if command is None:
+            return
+        if command.name == "statistik":
             await statsjob.post_report(self.rt, tx)
+        else:
+            await self.rt.say(tx, room_id, self.rt.text("staff.supervisors_help"))

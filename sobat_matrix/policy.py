@@ -4,6 +4,13 @@ A city writes its policy as YAML; the bot reads it once at start-up and refuses 
 run on a policy with any problem, listing every one with its line and YAML path.
 Format::
 
+    timezone: Asia/Jakarta       # optional, the default; IANA name
+    service_hours:               # optional, default always open; a weekly schedule
+      mon: ["07:00-22:00"]       # days mon..sun; ranges "HH:MM-HH:MM", local time
+      sat: ["08:00-14:00"]
+    holidays:                    # optional; the service is closed and nobody is
+      - "2026-12-25"             # offered a curhat on these days (city time zone)
+      - "2026-12-31..2027-01-01" # a range includes both days
     counsellor_types:            # required; key -> label
       psikolog: {id: Psikolog, en: Psychologist}
       keagamaan: Konselor keagamaan        # a plain string is the "id" text
@@ -14,6 +21,15 @@ Format::
         gender: perempuan            # perempuan | laki-laki
         languages: [id, su]          # optional, default [id]; 2-3 lowercase letters
         max_open: 3                  # optional, default 3; open curhats at once
+        skills: [kdrt, duka]         # optional; topics, names of our own
+        religion: islam              # optional; for a warga who asks for it
+        schedule:                    # optional, default always on duty
+          mon: ["13:00-17:00"]
+          thu: ["13:00-17:00", "22:00-02:00"]   # runs past midnight into friday
+        timezone: Asia/Makassar      # optional, default the policy's timezone
+        leave: ["2026-12-24..2026-12-26"]       # optional; dates or ranges
+    pools:                       # optional; named lists of counsellors for routes
+      piket: ["@rina:sukabumi.test"]
     categories:                  # required, non-empty; order is the intake menu order
       keluarga:                  # key: lowercase letters, digits and _
         label: {id: Keluarga, en: Family}    # string or language mapping
@@ -21,12 +37,26 @@ Format::
         ask: [type, gender]      # optional, default []; asked at intake
         route:                   # required, non-empty list of steps, tried in order
           - types: [psikolog]                # eligible types
+            skills: [kdrt]                   # ... who have one of these skills
+            order: least_loaded              # optional, the default
             timeout: 10m                     # how long one offer waits
           - counsellors: ["@rina:sukabumi.test"]   # named counsellors
+            pools: [piket]                   # ... or members of these pools
             timeout: 5m
 
-A step needs ``types``, ``counsellors`` or both; with both, a counsellor must be
-named and have one of the types. A label given as a mapping must have the ``id``
+A step filters counsellors by ``types``, ``skills``, ``languages`` and ``genders``
+(a counsellor must match one value of each filter given) and by who they are:
+``counsellors`` and ``pools`` together name the people the step may reach. A step
+needs at least one filter. Within a step, ``order`` picks among the available:
+``least_loaded`` (fewest open curhats), ``round_robin`` (longest since their last
+offer), ``priority`` (the named order: ``counsellors``, then ``pools``, then file
+order) or ``previous`` (the counsellor this warga had before, else least loaded);
+ties go to file order. There is no ``fallback`` key: when a step has nobody
+available, the next step is the fallback, so a route reads top to bottom.
+
+Weekly schedules name days ``mon`` to ``sun``; a range whose end is not after its
+start runs past midnight (``"22:00-02:00"``) and ``24:00`` ends a day. A schedule
+that never opens is an error. A label given as a mapping must have the ``id``
 (Bahasa Indonesia) text, which is the fallback for every other language.
 Durations are one or more ``<int><unit>`` groups, units ``d h m s`` (``"1h30m"``).
 """
@@ -35,23 +65,72 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
+from typing import TypeVar
+from zoneinfo import ZoneInfo
 
-from sobat_matrix.yamlsrc import Node, Problems, describe, load_yaml
+from sobat_matrix.yamlsrc import (
+    KEY_NAME,
+    MINUTES_PER_DAY,
+    Node,
+    Problems,
+    describe,
+    load_yaml,
+)
 
 logger = logging.getLogger(__name__)
 
 REFERENCE_LANGUAGE = "id"
 GENDERS = ("perempuan", "laki-laki")
 PREFERENCES = ("type", "gender")
+ORDERS = ("least_loaded", "round_robin", "priority", "previous")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_LANGUAGES = ("id",)
+_DEFAULT_LANGUAGES: tuple[str, ...] = DEFAULT_LANGUAGES
 DEFAULT_MAX_OPEN = 3
+DEFAULT_TIMEZONE = ZoneInfo("Asia/Jakarta")
+MINUTES_PER_WEEK = 7 * MINUTES_PER_DAY
 
 _LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
 _LANGUAGE_EXPECTED = 'a language code of 2 or 3 lowercase letters like "id"'
+_NAME_EXPECTED = "a name of lowercase letters, digits and '_' starting with a letter"
+_STEP_FILTERS = ("types", "counsellors", "pools", "skills", "languages", "genders")
+_STEP_KEYS = (*_STEP_FILTERS, "order", "timeout")
+_TOP_KEYS = (
+    "counsellor_types",
+    "counsellors",
+    "categories",
+    "pools",
+    "timezone",
+    "service_hours",
+    "holidays",
+)
+_COUNSELLOR_KEYS = (
+    "id",
+    "name",
+    "types",
+    "gender",
+    "languages",
+    "max_open",
+    "skills",
+    "religion",
+    "schedule",
+    "timezone",
+    "leave",
+)
+
+DateRange = tuple[date, date]
+"""The first and the last day of a period, both included."""
+
+_NO_NAMES: tuple[str, ...] = ()
+_NO_DATES: tuple[DateRange, ...] = ()
+
+_T = TypeVar("_T")
 
 
 def localized(texts: Mapping[str, str], lang: str) -> str:
@@ -60,9 +139,85 @@ def localized(texts: Mapping[str, str], lang: str) -> str:
     return text if text is not None else texts[REFERENCE_LANGUAGE]
 
 
+def minute_of_week(local: datetime) -> int:
+    """Minutes since Monday 00:00 of the week ``local`` falls in, on its own clock."""
+    return local.weekday() * MINUTES_PER_DAY + local.hour * 60 + local.minute
+
+
+def within(day: date, ranges: Sequence[DateRange]) -> bool:
+    """Whether ``day`` falls in one of ``ranges``."""
+    return any(first <= day <= last for first, last in ranges)
+
+
+@dataclass(frozen=True)
+class WeeklyHours:
+    """The open hours of a week, repeated every week, on a local clock.
+
+    ``spans`` are sorted, disjoint, half-open ``(start, end)`` minutes since Monday
+    00:00. A range that runs past midnight continues on the next day, and one that
+    runs past Sunday midnight continues on Monday morning.
+    """
+
+    spans: tuple[tuple[int, int], ...]
+    _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_starts", tuple(start for start, _ in self.spans))
+
+    @classmethod
+    def from_days(cls, days: Mapping[str, Sequence[tuple[int, int]]]) -> WeeklyHours:
+        """Hours from ``{"mon": [(start, end), ...]}``, minutes after midnight.
+
+        An end that is not after its start means the range runs past midnight.
+        Overlapping ranges are merged.
+        """
+        pieces: list[tuple[int, int]] = []
+        for index, day in enumerate(WEEKDAYS):
+            for start, end in days.get(day, ()):
+                if end <= start:
+                    end += MINUTES_PER_DAY
+                start += index * MINUTES_PER_DAY
+                end += index * MINUTES_PER_DAY
+                if end > MINUTES_PER_WEEK:
+                    pieces.append((0, end - MINUTES_PER_WEEK))
+                    end = MINUTES_PER_WEEK
+                pieces.append((start, end))
+
+        merged: list[tuple[int, int]] = []
+        for start, end in sorted(pieces):
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return cls(tuple(merged))
+
+    def is_open(self, minute: int) -> bool:
+        """Whether the hours include ``minute`` (see :func:`minute_of_week`)."""
+        index = bisect_right(self._starts, minute) - 1
+        return index >= 0 and minute < self.spans[index][1]
+
+    def minutes_until_open(self, minute: int) -> int | None:
+        """Minutes from ``minute`` of the week until the hours are open; 0 if open.
+
+        ``None`` if the hours never open.
+        """
+        if not self.spans:
+            return None
+        if self.is_open(minute):
+            return 0
+        index = bisect_right(self._starts, minute)
+        if index < len(self.spans):
+            return self.spans[index][0] - minute
+        return MINUTES_PER_WEEK - minute + self.spans[0][0]
+
+
 @dataclass(frozen=True)
 class Counsellor:
-    """One counsellor; ``types`` are keys of ``Policy.counsellor_types``."""
+    """One counsellor; ``types`` are keys of ``Policy.counsellor_types``.
+
+    ``schedule`` ``None`` means always on duty. ``schedule`` and ``leave`` are read
+    on the counsellor's own clock, ``timezone``.
+    """
 
     user_id: str
     name: str
@@ -70,27 +225,83 @@ class Counsellor:
     gender: str
     languages: tuple[str, ...] = DEFAULT_LANGUAGES
     max_open: int = DEFAULT_MAX_OPEN
+    skills: tuple[str, ...] = ()
+    religion: str | None = None
+    schedule: WeeklyHours | None = None
+    timezone: ZoneInfo = DEFAULT_TIMEZONE
+    leave: tuple[DateRange, ...] = ()
+
+    @property
+    def has_hours(self) -> bool:
+        """Whether the time of day matters for this counsellor at all."""
+        return self.schedule is not None or bool(self.leave)
+
+    def on_duty(self, now: datetime) -> bool:
+        """Whether the counsellor works at ``now`` (aware): on schedule, not on leave.
+
+        Holidays are the policy's business; see ``Policy.is_holiday``.
+        """
+        local = now.astimezone(self.timezone)
+        return self.on_duty_local(minute_of_week(local), local.date())
+
+    def on_duty_local(self, minute: int, day: date) -> bool:
+        """:meth:`on_duty` for a time already on the counsellor's clock."""
+        if self.leave and within(day, self.leave):
+            return False
+        return self.schedule is None or self.schedule.is_open(minute)
 
 
 @dataclass(frozen=True)
 class RouteStep:
-    """One step of a route: who may get the offer, and how long it waits.
+    """One step of a route: who may get the offer, in what order, how long it waits.
 
-    An empty ``types`` or ``counsellors`` means "no filter on that"; the loader
-    makes sure at least one of them is given.
+    An empty filter means "no filter on that"; the loader makes sure at least one
+    is given. ``pools`` names lists in ``Policy.pools``, which :meth:`admits` needs
+    to be given to know who is in them.
     """
 
     types: tuple[str, ...]
     counsellors: tuple[str, ...]
     timeout_s: float
+    skills: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    genders: tuple[str, ...] = ()
+    pools: tuple[str, ...] = ()
+    order: str = "least_loaded"
 
-    def admits(self, counsellor: Counsellor) -> bool:
+    def admits(
+        self,
+        counsellor: Counsellor,
+        pools: Mapping[str, Sequence[str]] = MappingProxyType({}),
+    ) -> bool:
         """Whether ``counsellor`` is eligible at this step, ignoring preferences."""
-        if self.counsellors and counsellor.user_id not in self.counsellors:
+        if (self.counsellors or self.pools) and not self.names(counsellor, pools):
             return False
-        if self.types and not any(t in counsellor.types for t in self.types):
+        if self.types and not _overlap(self.types, counsellor.types):
             return False
-        return True
+        if self.skills and not _overlap(self.skills, counsellor.skills):
+            return False
+        if self.languages and not _overlap(self.languages, counsellor.languages):
+            return False
+        return not self.genders or counsellor.gender in self.genders
+
+    def names(self, counsellor: Counsellor, pools: Mapping[str, Sequence[str]]) -> bool:
+        """Whether ``counsellors`` or one of ``pools`` lists ``counsellor``."""
+        user_id = counsellor.user_id
+        if user_id in self.counsellors:
+            return True
+        return any(user_id in pools.get(pool, ()) for pool in self.pools)
+
+    def named_order(self, pools: Mapping[str, Sequence[str]]) -> list[str]:
+        """The counsellors this step names, in the order written, without repeats."""
+        listed = list(self.counsellors)
+        for pool in self.pools:
+            listed.extend(pools.get(pool, ()))
+        return list(dict.fromkeys(listed))
+
+
+def _overlap(wanted: Sequence[str], have: Sequence[str]) -> bool:
+    return any(value in have for value in wanted)
 
 
 @dataclass(frozen=True)
@@ -112,33 +323,64 @@ class Category:
         return localized(self.descriptions, lang) if self.descriptions else None
 
 
+def _no_pools() -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType({})
+
+
 @dataclass(frozen=True, eq=False)
 class Policy:
     """A validated routing policy.
 
     Compared and hashed by identity, so it can key a cache; a reloaded policy is a
-    new object even if the file did not change.
+    new object even if the file did not change. ``service_hours`` ``None`` means
+    always open; ``holidays`` are days on the policy's ``timezone``.
     """
 
     source: Path
     counsellor_types: Mapping[str, Mapping[str, str]]
     counsellors: tuple[Counsellor, ...]
     categories: tuple[Category, ...]
+    pools: Mapping[str, tuple[str, ...]] = field(default_factory=_no_pools)
+    timezone: ZoneInfo = DEFAULT_TIMEZONE
+    service_hours: WeeklyHours | None = None
+    holidays: tuple[DateRange, ...] = ()
     _by_id: dict[str, Counsellor] = field(init=False, repr=False)
     _by_key: dict[str, Category] = field(init=False, repr=False)
-    _pools: dict[RouteStep, tuple[Counsellor, ...]] = field(init=False, repr=False)
+    _step_pools: dict[RouteStep, tuple[Counsellor, ...]] = field(init=False, repr=False)
+    _step_ids: dict[RouteStep, frozenset[str]] = field(init=False, repr=False)
+    _ranks: dict[RouteStep, dict[str, int]] = field(init=False, repr=False)
+    _reach: dict[str, tuple[Category, tuple[Counsellor, ...]]] = field(
+        init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
-        # Routing runs on every offer; the per-step pools are worked out once here
-        # so a decision only filters by preference and load.
+        # Routing runs on every offer; what depends only on the policy is worked
+        # out once here, so a decision only looks at loads, preferences and time.
         object.__setattr__(self, "_by_id", {c.user_id: c for c in self.counsellors})
         object.__setattr__(self, "_by_key", {c.key: c for c in self.categories})
-        pools = {
-            step: tuple(c for c in self.counsellors if step.admits(c))
-            for category in self.categories
-            for step in category.route
+        steps = {step for category in self.categories for step in category.route}
+        step_pools = {step: self._admitted(step) for step in steps}
+        object.__setattr__(self, "_step_pools", step_pools)
+        ids = {
+            step: frozenset(c.user_id for c in pool)
+            for step, pool in step_pools.items()
         }
-        object.__setattr__(self, "_pools", pools)
+        object.__setattr__(self, "_step_ids", ids)
+        object.__setattr__(self, "_ranks", {step: self._rank(step) for step in steps})
+        reach = {
+            c.key: (c, _reachable(self.counsellors, c.route, self.pools))
+            for c in self.categories
+        }
+        object.__setattr__(self, "_reach", reach)
+
+    def _admitted(self, step: RouteStep) -> tuple[Counsellor, ...]:
+        return tuple(c for c in self.counsellors if step.admits(c, self.pools))
+
+    def _rank(self, step: RouteStep) -> dict[str, int]:
+        named = step.named_order(self.pools)
+        first = set(named)
+        rest = [c.user_id for c in self.counsellors if c.user_id not in first]
+        return {user_id: rank for rank, user_id in enumerate(named + rest)}
 
     def counsellor(self, user_id: str) -> Counsellor | None:
         return self._by_id.get(user_id)
@@ -152,20 +394,45 @@ class Policy:
 
     def step_pool(self, step: RouteStep) -> tuple[Counsellor, ...]:
         """Counsellors ``step`` admits, in file order, before preferences and load."""
-        pool = self._pools.get(step)
+        pool = self._step_pools.get(step)
         if pool is None:
-            pool = tuple(c for c in self.counsellors if step.admits(c))
+            pool = self._admitted(step)
         return pool
+
+    def step_ids(self, step: RouteStep) -> frozenset[str]:
+        """The user IDs of :meth:`step_pool`, for quick membership tests."""
+        ids = self._step_ids.get(step)
+        if ids is None:
+            ids = frozenset(c.user_id for c in self.step_pool(step))
+        return ids
+
+    def priority(self, step: RouteStep) -> Mapping[str, int]:
+        """Rank of each counsellor for ``order: priority``; lower goes first."""
+        ranks = self._ranks.get(step)
+        if ranks is None:
+            ranks = self._rank(step)
+        return ranks
 
     def reachable(self, category: Category) -> tuple[Counsellor, ...]:
         """Counsellors any step of the category's route admits, in file order."""
-        return _reachable(self.counsellors, category.route)
+        cached = self._reach.get(category.key)
+        if cached is not None and cached[0] is category:
+            return cached[1]
+        return _reachable(self.counsellors, category.route, self.pools)
+
+    def is_holiday(self, now: datetime) -> bool:
+        """Whether ``now`` (aware) falls on a holiday on the policy's clock."""
+        return bool(self.holidays) and within(
+            now.astimezone(self.timezone).date(), self.holidays
+        )
 
 
 def _reachable(
-    counsellors: Sequence[Counsellor], route: Sequence[RouteStep]
+    counsellors: Sequence[Counsellor],
+    route: Sequence[RouteStep],
+    pools: Mapping[str, Sequence[str]],
 ) -> tuple[Counsellor, ...]:
-    return tuple(c for c in counsellors if any(step.admits(c) for step in route))
+    return tuple(c for c in counsellors if any(s.admits(c, pools) for s in route))
 
 
 def load_policy(
@@ -211,32 +478,59 @@ class _PolicyReader:
         self.problems = problems
         self.bot_user_id = bot_user_id
         self.supervisors = set(supervisors)
+        self.timezone = DEFAULT_TIMEZONE
         self.types: dict[str, Mapping[str, str]] | None = None
         self.type_keys: list[str] | None = None
         self.counsellor_ids: set[str] | None = None
         self.counsellors: list[Counsellor] | None = None
+        self.pool_names: list[str] | None = []
+        self.pools: dict[str, tuple[str, ...]] | None = {}
 
     def read(self, root: Node, path: Path) -> Policy | None:
-        keys = ("counsellor_types", "counsellors", "categories")
-        if self.problems.mapping(root, keys, required=keys) is None:
+        required = ("counsellor_types", "counsellors", "categories")
+        before = len(self.problems)
+        if self.problems.mapping(root, _TOP_KEYS, required=required) is None:
             return None
 
+        # The policy's clock is every counsellor's default, so it is read first.
+        timezone = self._optional(root, "timezone", self.problems.timezone, None)
+        self.timezone = timezone or DEFAULT_TIMEZONE
+        service_hours = self._optional(root, "service_hours", self._weekly, None)
+        holidays = self._optional(root, "holidays", self._dates, _NO_DATES)
         if root.has("counsellor_types"):
             self.types = self._types(root.child("counsellor_types"))
         if root.has("counsellors"):
             self.counsellors = self._counsellors(root.child("counsellors"))
+        if root.has("pools"):
+            self.pools = self._pools(root.child("pools"))
         categories = None
         if root.has("categories"):
             categories = self._categories(root.child("categories"))
 
-        if self.types is None or self.counsellors is None or categories is None:
+        if len(self.problems) != before:
             return None
+        assert self.types is not None and self.counsellors is not None
+        assert self.pools is not None and categories is not None
+        assert holidays is not None
         return Policy(
             source=path,
             counsellor_types=MappingProxyType(self.types),
             counsellors=tuple(self.counsellors),
             categories=tuple(categories),
+            pools=MappingProxyType(self.pools),
+            timezone=self.timezone,
+            service_hours=service_hours,
+            holidays=holidays,
         )
+
+    def _optional(
+        self, node: Node, key: str, read: Callable[[Node], _T | None], default: _T
+    ) -> _T | None:
+        """``read`` the value under ``key`` if it is written, else ``default``.
+
+        ``None`` from ``read`` means a problem was recorded.
+        """
+        return read(node.child(key)) if node.has(key) else default
 
     def _labels(self, node: Node) -> Mapping[str, str] | None:
         """A label: a string (the ``id`` text) or a language -> text mapping."""
@@ -320,45 +614,101 @@ class _PolicyReader:
     def _counsellor(
         self, node: Node, first_lines: dict[str, int | None]
     ) -> Counsellor | None:
-        keys = ("id", "name", "types", "gender", "languages", "max_open")
         required = ("id", "name", "types", "gender")
         before = len(self.problems)
-        if self.problems.mapping(node, keys, required=required) is None:
+        if self.problems.mapping(node, _COUNSELLOR_KEYS, required=required) is None:
             return None
 
-        user_id = None
-        if node.has("id"):
-            user_id = self._counsellor_id(node.child("id"), first_lines)
-        name = self.problems.string(node.child("name")) if node.has("name") else None
-        types = None
-        if node.has("types"):
-            types = _values(
-                self.problems.string_list(
-                    node.child("types"), non_empty=True, check=self._type_ref
-                )
-            )
-        gender = None
-        if node.has("gender"):
-            gender = self.problems.choice(node.child("gender"), GENDERS)
-        languages: tuple[str, ...] | None = DEFAULT_LANGUAGES
-        if node.has("languages"):
-            languages = _values(
-                self.problems.string_list(
-                    node.child("languages"), non_empty=True, check=self._language
-                )
-            )
-        max_open: int | None = DEFAULT_MAX_OPEN
-        if node.has("max_open"):
-            max_open = self.problems.integer(node.child("max_open"), minimum=1)
+        problems = self.problems
+        optional = self._optional
+        user_id = optional(
+            node, "id", lambda n: self._counsellor_id(n, first_lines), None
+        )
+        name = optional(node, "name", problems.string, None)
+        types = optional(node, "types", self._types_list, None)
+        gender = optional(node, "gender", lambda n: problems.choice(n, GENDERS), None)
+        languages = optional(node, "languages", self._languages, _DEFAULT_LANGUAGES)
+        max_open = optional(
+            node, "max_open", lambda n: problems.integer(n, minimum=1), DEFAULT_MAX_OPEN
+        )
+        skills = optional(node, "skills", self._skills, _NO_NAMES)
+        religion = optional(node, "religion", self._name, None)
+        schedule = optional(node, "schedule", self._weekly, None)
+        timezone = optional(node, "timezone", problems.timezone, self.timezone)
+        leave = optional(node, "leave", self._dates, _NO_DATES)
 
         if len(self.problems) != before:
             return None
         assert user_id is not None and name is not None and types is not None
         assert gender is not None and languages is not None and max_open is not None
-        return Counsellor(user_id, name, types, gender, languages, max_open)
+        assert skills is not None and timezone is not None and leave is not None
+        return Counsellor(
+            user_id,
+            name,
+            types,
+            gender,
+            languages,
+            max_open,
+            skills=skills,
+            religion=religion,
+            schedule=schedule,
+            timezone=timezone,
+            leave=leave,
+        )
+
+    def _types_list(self, node: Node) -> tuple[str, ...] | None:
+        return _values(
+            self.problems.string_list(node, non_empty=True, check=self._type_ref)
+        )
+
+    def _languages(self, node: Node) -> tuple[str, ...] | None:
+        return _values(
+            self.problems.string_list(node, non_empty=True, check=self._language)
+        )
 
     def _language(self, node: Node) -> str | None:
         return self.problems.matching(node, _LANGUAGE_CODE, _LANGUAGE_EXPECTED)
+
+    def _skills(self, node: Node) -> tuple[str, ...] | None:
+        return _values(self.problems.string_list(node, check=self._name))
+
+    def _name(self, node: Node) -> str | None:
+        """A name of our own: a skill, a religion."""
+        return self.problems.matching(node, KEY_NAME, _NAME_EXPECTED)
+
+    def _weekly(self, node: Node) -> WeeklyHours | None:
+        """A weekly schedule: ``{mon: ["13:00-17:00"], ...}``; it must open."""
+        if self.problems.mapping(node, WEEKDAYS) is None:
+            return None
+
+        before = len(self.problems)
+        days: dict[str, list[tuple[int, int]]] = {}
+        for day, child in node.items():
+            if day not in WEEKDAYS or self.problems.sequence(child) is None:
+                continue
+            ranges = [self.problems.time_range(item) for item in child.elements()]
+            days[day] = [r for r in ranges if r is not None]
+        if len(self.problems) != before:
+            return None
+
+        hours = WeeklyHours.from_days(days)
+        if not hours.spans:
+            self.problems.add_at(
+                node.anchor_line, node, "never opens; give at least one time range"
+            )
+            return None
+        return hours
+
+    def _dates(self, node: Node) -> tuple[DateRange, ...] | None:
+        """Dates and date ranges, in date order."""
+        if self.problems.sequence(node) is None:
+            return None
+
+        before = len(self.problems)
+        ranges = [self.problems.date_range(item) for item in node.elements()]
+        if len(self.problems) != before:
+            return None
+        return tuple(sorted(r for r in ranges if r is not None))
 
     def _counsellor_id(
         self, node: Node, first_lines: dict[str, int | None]
@@ -391,6 +741,24 @@ class _PolicyReader:
             )
             return None
         return user_id
+
+    def _pools(self, node: Node) -> dict[str, tuple[str, ...]] | None:
+        entries = self.problems.entries(node)
+        if entries is None:
+            self.pool_names = None
+            return None
+
+        # Known even if a member is wrong, so steps naming the pool still get checked.
+        self.pool_names = [key for key, _ in entries]
+        before = len(self.problems)
+        pools: dict[str, tuple[str, ...]] = {}
+        for key, child in entries:
+            members = _values(
+                self.problems.string_list(child, non_empty=True, check=self._named)
+            )
+            if members is not None:
+                pools[key] = members
+        return pools if len(self.problems) == before else None
 
     def _categories(self, node: Node) -> list[Category] | None:
         entries = self.problems.entries(node)
@@ -441,10 +809,10 @@ class _PolicyReader:
         self, node: Node, asks: tuple[str, ...], route: list[RouteStep]
     ) -> None:
         """A preference question with only one possible answer is a policy mistake."""
-        if self.counsellors is None or not asks:
+        if self.counsellors is None or self.pools is None or not asks:
             return
 
-        reachable = _reachable(self.counsellors, route)
+        reachable = _reachable(self.counsellors, route, self.pools)
         offered_types = {t for c in reachable for t in c.types}
         offered_genders = {c.gender for c in reachable}
         if "type" in asks and len(offered_types) < 2:
@@ -467,41 +835,50 @@ class _PolicyReader:
         return [step for step in steps if step is not None]
 
     def _step(self, node: Node) -> RouteStep | None:
-        keys = ("types", "counsellors", "timeout")
         before = len(self.problems)
-        if self.problems.mapping(node, keys, required=("timeout",)) is None:
+        if self.problems.mapping(node, _STEP_KEYS, required=("timeout",)) is None:
             return None
 
-        if not node.has("types") and not node.has("counsellors"):
-            self.problems.add(node, "a step needs 'types', 'counsellors' or both")
-        types: tuple[str, ...] | None = ()
-        if node.has("types"):
-            types = _values(
-                self.problems.string_list(
-                    node.child("types"), non_empty=True, check=self._type_ref
-                )
+        if not any(node.has(key) for key in _STEP_FILTERS):
+            self.problems.add(
+                node, f"a step needs at least one of: {', '.join(_STEP_FILTERS)}"
             )
-        named: tuple[str, ...] | None = ()
-        if node.has("counsellors"):
-            named = _values(
-                self.problems.string_list(
-                    node.child("counsellors"), non_empty=True, check=self._named
-                )
-            )
-        timeout_s = None
-        if node.has("timeout"):
-            timeout_s = self.problems.duration(node.child("timeout"))
+        problems = self.problems
+        optional = self._optional
+        types = optional(node, "types", self._types_list, _NO_NAMES)
+        named = optional(node, "counsellors", self._named_list, _NO_NAMES)
+        pools = optional(node, "pools", self._pool_refs, _NO_NAMES)
+        skills = optional(node, "skills", self._skill_refs, _NO_NAMES)
+        languages = optional(node, "languages", self._language_refs, _NO_NAMES)
+        genders = optional(node, "genders", self._genders, _NO_NAMES)
+        order = optional(
+            node, "order", lambda n: problems.choice(n, ORDERS), "least_loaded"
+        )
+        timeout_s = optional(node, "timeout", problems.duration, None)
 
         if len(self.problems) != before:
             return None
-        assert types is not None and named is not None and timeout_s is not None
-        step = RouteStep(types, named, timeout_s)
-        if self.counsellors is not None and not any(
-            step.admits(c) for c in self.counsellors
-        ):
+        assert types is not None and named is not None and pools is not None
+        assert skills is not None and languages is not None and genders is not None
+        assert order is not None and timeout_s is not None
+        step = RouteStep(
+            types, named, timeout_s, skills, languages, genders, pools, order
+        )
+        if not self._anybody(step):
             self.problems.add(node, "no counsellor matches this step")
             return None
         return step
+
+    def _anybody(self, step: RouteStep) -> bool:
+        """Whether some counsellor passes ``step``; true if that cannot be known."""
+        if self.counsellors is None or self.pools is None:
+            return True
+        return any(step.admits(c, self.pools) for c in self.counsellors)
+
+    def _named_list(self, node: Node) -> tuple[str, ...] | None:
+        return _values(
+            self.problems.string_list(node, non_empty=True, check=self._named)
+        )
 
     def _named(self, node: Node) -> str | None:
         """A counsellor named in a route step; must be listed under counsellors."""
@@ -512,6 +889,60 @@ class _PolicyReader:
             self.problems.add(node, f'"{user_id}" is not in counsellors')
             return None
         return user_id
+
+    def _pool_refs(self, node: Node) -> tuple[str, ...] | None:
+        return _values(
+            self.problems.string_list(node, non_empty=True, check=self._pool_ref)
+        )
+
+    def _pool_ref(self, node: Node) -> str | None:
+        """A pool named in a route step; must be a key of pools."""
+        name = self.problems.string(node)
+        if name is None or self.pool_names is None or name in self.pool_names:
+            return name
+        if self.pool_names:
+            known = f"expected one of: {', '.join(self.pool_names)}"
+        else:
+            known = "the policy has no pools"
+        self.problems.add(node, f'unknown pool "{name}" ({known})')
+        return None
+
+    def _skill_refs(self, node: Node) -> tuple[str, ...] | None:
+        return _values(
+            self.problems.string_list(node, non_empty=True, check=self._skill_ref)
+        )
+
+    def _skill_ref(self, node: Node) -> str | None:
+        """A skill named in a route step; some counsellor must have it."""
+        skill = self._name(node)
+        if skill is None or self.counsellors is None:
+            return skill
+        if not any(skill in c.skills for c in self.counsellors):
+            self.problems.add(node, f'no counsellor has the skill "{skill}"')
+            return None
+        return skill
+
+    def _language_refs(self, node: Node) -> tuple[str, ...] | None:
+        return _values(
+            self.problems.string_list(node, non_empty=True, check=self._language_ref)
+        )
+
+    def _language_ref(self, node: Node) -> str | None:
+        """A language named in a route step; some counsellor must speak it."""
+        lang = self._language(node)
+        if lang is None or self.counsellors is None:
+            return lang
+        if not any(lang in c.languages for c in self.counsellors):
+            self.problems.add(node, f'no counsellor speaks "{lang}"')
+            return None
+        return lang
+
+    def _genders(self, node: Node) -> tuple[str, ...] | None:
+        return _values(
+            self.problems.string_list(
+                node, non_empty=True, check=lambda n: self.problems.choice(n, GENDERS)
+            )
+        )
 
 
 def _values(pairs: list[tuple[str, Node]] | None) -> tuple[str, ...] | None:

@@ -14,6 +14,9 @@ The loader departs from PyYAML's YAML 1.1 defaults in two places, both on purpos
   list such as ``[id, no]`` into ``False``.
 * Integers are plain decimals. YAML 1.1 reads ``7:30`` as the sexagesimal number 450
   and ``010`` as octal 8; a time of day or a padded number must not change meaning.
+* Dates stay strings. PyYAML turns ``2026-12-25`` into a date but fails on
+  ``2026-02-30`` with a bare ``ValueError`` that names no line; validators parse
+  dates themselves (:func:`parse_date_range`) and report bad ones like any value.
 
 Duplicate keys, which PyYAML accepts silently (the last one wins), are reported.
 """
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
@@ -42,6 +46,9 @@ KEY_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _BARE_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 _UNIT_SECONDS = (86400, 3600, 60, 1)
+_TIME_RANGE = re.compile(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})")
+_DATE_RANGE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:\.\.(\d{4}-\d{2}-\d{2}))?")
+MINUTES_PER_DAY = 1440
 
 
 class YamlMap(dict[Any, Any]):
@@ -153,8 +160,11 @@ def _resolvers_without(*tags: str) -> dict[Any, list[tuple[str, re.Pattern[str]]
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
-_Loader.yaml_implicit_resolvers = _resolvers_without(_BOOL_TAG, _INT_TAG, _FLOAT_TAG)
+_Loader.yaml_implicit_resolvers = _resolvers_without(
+    _BOOL_TAG, _INT_TAG, _FLOAT_TAG, _TIMESTAMP_TAG
+)
 _Loader.add_implicit_resolver(
     _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
@@ -268,6 +278,56 @@ def parse_duration(text: str) -> float:
     if seconds <= 0:
         raise ValueError(f'expected a duration longer than zero, got "{text}"')
     return float(seconds)
+
+
+def parse_time_range(text: str) -> tuple[int, int]:
+    """Minutes after midnight at which ``"HH:MM-HH:MM"`` starts and ends.
+
+    The end may be ``24:00``. An end earlier than the start means the range runs
+    past midnight into the next day; the caller decides what that means. Raises
+    :class:`ValueError` with a message fit for an operator.
+    """
+    match = _TIME_RANGE.fullmatch(text)
+    if match is None:
+        raise ValueError(f'expected a time range like "13:00-17:00", got "{text}"')
+
+    start_h, start_m, end_h, end_m = (int(group) for group in match.groups())
+    for hour, minute, latest in ((start_h, start_m, 23), (end_h, end_m, 24)):
+        if hour > latest or minute > 59 or (hour == 24 and minute):
+            raise ValueError(f'no such time of day "{hour:02}:{minute:02}"')
+
+    start = start_h * 60 + start_m
+    end = end_h * 60 + end_m
+    if start == end:
+        raise ValueError(f'the range "{text}" starts and ends at the same time')
+    return start, end
+
+
+def parse_date_range(text: str) -> tuple[date, date]:
+    """The first and last day of ``"2026-12-25"`` or ``"2026-12-24..2026-12-26"``.
+
+    Both days are included; a single date is a range of one day. Raises
+    :class:`ValueError` with a message fit for an operator.
+    """
+    match = _DATE_RANGE.fullmatch(text)
+    if match is None:
+        raise ValueError(
+            'expected a date like "2026-12-25" or a range like '
+            f'"2026-12-24..2026-12-26", got "{text}"'
+        )
+
+    days = []
+    for written in match.groups():
+        if written is None:
+            continue
+        try:
+            days.append(date.fromisoformat(written))
+        except ValueError:
+            raise ValueError(f'no such date "{written}"') from None
+    first, last = days[0], days[-1]
+    if last < first:
+        raise ValueError(f'the range "{text}" ends before it starts')
+    return first, last
 
 
 def describe(value: Any) -> str:
@@ -503,6 +563,41 @@ class Problems:
             return None
         try:
             return parse_duration(value)
+        except ValueError as error:
+            self.add(node, str(error))
+            return None
+
+    def timezone(self, node: Node) -> ZoneInfo | None:
+        """Check ``node`` names an IANA time zone such as ``Asia/Jakarta``."""
+        name = self.string(node)
+        if name is None:
+            return None
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.add(node, f'unknown time zone "{name}"')
+            return None
+
+    def time_range(self, node: Node) -> tuple[int, int] | None:
+        """Check ``node`` is ``"HH:MM-HH:MM"``; see :func:`parse_time_range`."""
+        return self._parsed(node, parse_time_range, 'a time range like "13:00-17:00"')
+
+    def date_range(self, node: Node) -> tuple[date, date] | None:
+        """Check ``node`` is a date or a date range; see :func:`parse_date_range`."""
+        return self._parsed(
+            node,
+            parse_date_range,
+            'a date like "2026-12-25" or a range like "2026-12-24..2026-12-26"',
+        )
+
+    def _parsed(
+        self, node: Node, parse: Callable[[str], Any], expected: str
+    ) -> Any | None:
+        if not isinstance(node.value, str):
+            self.add(node, f"expected {expected}, got {describe(node.value)}")
+            return None
+        try:
+            return parse(node.value)
         except ValueError as error:
             self.add(node, str(error))
             return None

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from sobat_matrix.errors import ConfigError
-from sobat_matrix.policy import Counsellor, RouteStep, load_policy
+from sobat_matrix.policy import (
+    DEFAULT_TIMEZONE,
+    Counsellor,
+    RouteStep,
+    WeeklyHours,
+    load_policy,
+    minute_of_week,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "policies" / "sukabumi.yaml"
@@ -132,6 +141,194 @@ def test_sample_policy_loads() -> None:
         assert all(step.timeout_s >= 60 for step in category.route)
 
 
+def test_sample_policy_shows_hours_holidays_and_skills() -> None:
+    policy = load_policy(SAMPLE)
+    rina, budi, siti, ahmad = policy.counsellors
+
+    afternoon = (13 * 60, 17 * 60)
+    assert budi.schedule == WeeklyHours.from_days(
+        {"mon": [afternoon], "thu": [afternoon]}
+    )
+    assert ahmad.religion == "islam" and "su" in ahmad.languages
+    assert siti.schedule is None and siti.leave
+    assert rina.schedule is not None and rina.schedule.is_open(5 * 1440 + 23 * 60)
+    assert (date(2026, 12, 25), date(2026, 12, 25)) in policy.holidays
+    assert policy.service_hours is not None
+    assert policy.pools == {"pendamping": (siti.user_id, ahmad.user_id)}
+    orders = {c.key: [step.order for step in c.route] for c in policy.categories}
+    assert orders == {
+        "keluarga": ["previous", "least_loaded"],
+        "sosial": ["round_robin", "least_loaded"],
+        "ekonomi": ["least_loaded", "least_loaded"],
+    }
+
+
+def test_times_pools_and_filters_load(tmp_path: Path) -> None:
+    budi_extra = (
+        "    skills: [kdrt, duka]\n"
+        "    religion: islam\n"
+        "    schedule:\n"
+        '      mon: ["13:00-17:00"]\n'
+        '      thu: ["13:00-17:00", "22:00-02:00"]\n'
+        "    timezone: Asia/Jakarta\n"
+        '    leave: ["2026-12-24..2026-12-26", 2026-12-31]\n'
+    )
+    top = (
+        "timezone: Asia/Makassar\n"
+        'service_hours: {mon: ["07:00-22:00"], sun: ["22:00-02:00"]}\n'
+        'holidays: [2027-01-01, "2026-12-25"]\n'
+        'pools: {piket: ["@budi:kota.test", "@rina:kota.test"]}\n'
+    )
+    step = (
+        "      - pools: [piket]\n        genders: [laki-laki]\n"
+        "        skills: [duka]\n        languages: [su]\n"
+        "        order: priority\n        timeout: 5m\n"
+    )
+    text = edit(BUDI_END, BUDI_END + budi_extra).replace(LAST_STEP, step) + top
+    policy = load_policy(write(tmp_path, text))
+
+    rina, budi = policy.counsellors
+    assert policy.timezone == ZoneInfo("Asia/Makassar")
+    assert rina.timezone == ZoneInfo("Asia/Makassar")
+    assert (rina.schedule, rina.leave, rina.skills, rina.religion) == (
+        None,
+        (),
+        (),
+        None,
+    )
+    assert budi.timezone == DEFAULT_TIMEZONE
+    assert budi.skills == ("kdrt", "duka")
+    assert budi.religion == "islam"
+    assert budi.schedule == WeeklyHours(
+        (
+            (780, 1020),
+            (3 * 1440 + 780, 3 * 1440 + 1020),
+            (3 * 1440 + 1320, 4 * 1440 + 120),
+        )
+    )
+    assert budi.leave == (
+        (date(2026, 12, 24), date(2026, 12, 26)),
+        (date(2026, 12, 31), date(2026, 12, 31)),
+    )
+    assert policy.service_hours == WeeklyHours(((0, 120), (420, 1320), (9960, 10080)))
+    assert policy.holidays == (
+        (date(2026, 12, 25), date(2026, 12, 25)),
+        (date(2027, 1, 1), date(2027, 1, 1)),
+    )
+    assert policy.pools == {"piket": ("@budi:kota.test", "@rina:kota.test")}
+
+    last = policy.categories[0].route[1]
+    assert last == RouteStep(
+        (), (), 300.0, ("duka",), ("su",), ("laki-laki",), ("piket",), "priority"
+    )
+    assert policy.step_pool(last) == (budi,)
+
+
+def test_priority_follows_the_named_order(tmp_path: Path) -> None:
+    step = (
+        '      - counsellors: ["@budi:kota.test"]\n        pools: [semua]\n'
+        "        order: priority\n        timeout: 5m\n"
+    )
+    text = edit(LAST_STEP, step) + 'pools: {semua: ["@rina:kota.test"]}\n'
+    policy = load_policy(write(tmp_path, text))
+
+    last = policy.categories[0].route[1]
+    assert [c.name for c in policy.step_pool(last)] == ["Ibu Rina", "Pak Budi"]
+    assert policy.priority(last) == {"@budi:kota.test": 0, "@rina:kota.test": 1}
+    first = policy.categories[0].route[0]
+    assert policy.priority(first) == {"@rina:kota.test": 0, "@budi:kota.test": 1}
+
+
+MON = 0
+THU = 3 * 1440
+SUN = 6 * 1440
+
+
+@pytest.mark.parametrize(
+    ("days", "spans"),
+    [
+        pytest.param({"mon": [(780, 1020)]}, ((780, 1020),), id="afternoon"),
+        pytest.param(
+            {"thu": [(1320, 120)]}, ((THU + 1320, THU + 1560),), id="past-midnight"
+        ),
+        pytest.param(
+            {"sun": [(1320, 120)]},
+            ((0, 120), (SUN + 1320, SUN + 1440)),
+            id="past-sunday-midnight",
+        ),
+        pytest.param({"mon": [(0, 1440)]}, ((0, 1440),), id="whole-day"),
+        pytest.param(
+            {"mon": [(480, 720), (600, 900)], "tue": [(0, 60)]},
+            ((480, 900), (1440, 1500)),
+            id="overlaps-merged",
+        ),
+        pytest.param(
+            {"mon": [(1200, 1440)], "tue": [(0, 60)]},
+            ((1200, 1500),),
+            id="touching-merged",
+        ),
+        pytest.param({"mon": []}, (), id="never"),
+    ],
+)
+def test_weekly_hours_from_days(
+    days: dict[str, list[tuple[int, int]]], spans: tuple[tuple[int, int], ...]
+) -> None:
+    assert WeeklyHours.from_days(days).spans == spans
+
+
+NIGHTS = WeeklyHours.from_days({"thu": [(1320, 120)], "sun": [(1380, 60)]})
+
+
+@pytest.mark.parametrize(
+    ("minute", "is_open", "wait"),
+    [
+        pytest.param(THU + 1319, False, 1, id="thu-21:59"),
+        pytest.param(THU + 1320, True, 0, id="thu-22:00"),
+        pytest.param(THU + 1440 + 119, True, 0, id="fri-01:59"),
+        pytest.param(THU + 1440 + 120, False, 2 * 1440 - 120 + 1380, id="fri-02:00"),
+        pytest.param(SUN + 1439, True, 0, id="sun-23:59"),
+        pytest.param(MON, True, 0, id="mon-00:00"),
+        pytest.param(MON + 60, False, THU + 1320 - 60, id="mon-01:00"),
+    ],
+)
+def test_weekly_hours_open_and_wait(minute: int, is_open: bool, wait: int) -> None:
+    assert NIGHTS.is_open(minute) is is_open
+    assert NIGHTS.minutes_until_open(minute) == wait
+
+
+def test_weekly_hours_that_never_open_have_no_wait() -> None:
+    assert WeeklyHours(()).minutes_until_open(0) is None
+
+
+def test_minute_of_week_reads_the_local_clock() -> None:
+    thursday = datetime(2026, 12, 3, 22, 30, tzinfo=ZoneInfo("Asia/Jakarta"))
+
+    assert minute_of_week(thursday) == THU + 1350
+
+
+@pytest.mark.parametrize(
+    ("when", "on_duty"),
+    [
+        pytest.param(datetime(2026, 12, 7, 13, 0), True, id="mon-13:00"),
+        pytest.param(datetime(2026, 12, 7, 17, 0), False, id="mon-17:00"),
+        pytest.param(datetime(2026, 12, 8, 14, 0), False, id="tue-14:00"),
+        pytest.param(datetime(2026, 12, 24, 14, 0), False, id="thu-on-leave"),
+        pytest.param(datetime(2026, 12, 31, 14, 0), True, id="thu-back"),
+    ],
+)
+def test_counsellor_on_duty(when: datetime, on_duty: bool) -> None:
+    budi = Counsellor(
+        "@budi:kota.test",
+        "Pak Budi",
+        ("psikolog",),
+        "laki-laki",
+        schedule=WeeklyHours.from_days({"mon": [(780, 1020)], "thu": [(780, 1020)]}),
+        leave=((date(2026, 12, 24), date(2026, 12, 30)),),
+    )
+
+    assert budi.on_duty(when.replace(tzinfo=DEFAULT_TIMEZONE)) is on_duty
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
@@ -164,7 +361,8 @@ def test_sample_policy_loads() -> None:
             "        timeout: 5m\nextra: 1\n",
             [
                 "p.yaml:24: unknown key 'extra' (expected one of: "
-                "counsellor_types, counsellors, categories)"
+                "counsellor_types, counsellors, categories, pools, timezone, "
+                "service_hours, holidays)"
             ],
             id="unknown-top-key",
         ),
@@ -173,7 +371,8 @@ def test_sample_policy_loads() -> None:
             "    nama: Ibu Rina",
             [
                 "p.yaml:6: counsellors[0]: unknown key 'nama' (expected one of: "
-                "id, name, types, gender, languages, max_open)",
+                "id, name, types, gender, languages, max_open, skills, religion, "
+                "schedule, timezone, leave)",
                 "p.yaml:5: counsellors[0]: missing required key 'name'",
             ],
             id="unknown-counsellor-key",
@@ -183,7 +382,8 @@ def test_sample_policy_loads() -> None:
             "        timout: 5m",
             [
                 "p.yaml:23: categories.keluarga.route[1]: unknown key 'timout' "
-                "(expected one of: types, counsellors, timeout)",
+                "(expected one of: types, counsellors, pools, skills, languages, "
+                "genders, order, timeout)",
                 "p.yaml:22: categories.keluarga.route[1]: missing required key "
                 "'timeout'",
             ],
@@ -345,8 +545,8 @@ def test_sample_policy_loads() -> None:
             '      - counsellors: ["@budi:kota.test"]\n        timeout: 5m',
             "      - timeout: 5m",
             [
-                "p.yaml:22: categories.keluarga.route[1]: a step needs 'types', "
-                "'counsellors' or both"
+                "p.yaml:22: categories.keluarga.route[1]: a step needs at least "
+                "one of: types, counsellors, pools, skills, languages, genders"
             ],
             id="step-without-filter",
         ),
@@ -411,6 +611,289 @@ def test_sample_policy_loads() -> None:
 )
 def test_bad_policy(tmp_path: Path, old: str, new: str, expected: list[str]) -> None:
     assert problems_of(tmp_path, edit(old, new)) == expected
+
+
+# Budi's entry ends at line 14, the file at line 23: an added key is on line 15 or
+# line 24, and the first line of what it holds is on the line after.
+BUDI_END = "    max_open: 2\n"
+FILE_END = "        timeout: 5m\n"
+LAST_STEP = '      - counsellors: ["@budi:kota.test"]\n        timeout: 5m\n'
+NAME = "expected a name of lowercase letters, digits and '_' starting with a letter"
+TIME_RANGE = 'expected a time range like "13:00-17:00", got'
+DATE = 'expected a date like "2026-12-25" or a range like "2026-12-24..2026-12-26"'
+DAYS = "mon, tue, wed, thu, fri, sat, sun"
+
+
+def budi(extra: str) -> tuple[str, str]:
+    """An edit that adds ``extra`` (lines) to Budi's entry, from line 15."""
+    return BUDI_END, BUDI_END + extra
+
+
+def at_end(extra: str) -> tuple[str, str]:
+    """An edit that adds top-level ``extra`` (lines) from line 24."""
+    return FILE_END, FILE_END + extra
+
+
+def last_step(step: str) -> tuple[str, str]:
+    """An edit that replaces the last route step (line 22) with ``step``."""
+    return LAST_STEP, step
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        pytest.param(
+            budi("    skills: [KDRT]\n"),
+            [f'p.yaml:15: counsellors[1].skills[0]: {NAME}, got "KDRT"'],
+            id="skill-not-a-name",
+        ),
+        pytest.param(
+            budi("    skills: kdrt\n"),
+            ["p.yaml:15: counsellors[1].skills: expected a list, got a string"],
+            id="skills-as-string",
+        ),
+        pytest.param(
+            budi("    skills: [kdrt, kdrt]\n"),
+            ['p.yaml:15: counsellors[1].skills[1]: "kdrt" is listed twice'],
+            id="skill-twice",
+        ),
+        pytest.param(
+            budi("    religion: Islam\n"),
+            [f'p.yaml:15: counsellors[1].religion: {NAME}, got "Islam"'],
+            id="religion-not-a-name",
+        ),
+        pytest.param(
+            budi("    timezone: Asia/Sukabumi\n"),
+            ['p.yaml:15: counsellors[1].timezone: unknown time zone "Asia/Sukabumi"'],
+            id="unknown-timezone",
+        ),
+        pytest.param(
+            budi('    schedule: ["13:00-17:00"]\n'),
+            ["p.yaml:15: counsellors[1].schedule: expected a mapping, got a list"],
+            id="schedule-as-list",
+        ),
+        pytest.param(
+            budi('    schedule:\n      monday: ["13:00-17:00"]\n'),
+            [
+                "p.yaml:16: counsellors[1].schedule: unknown key 'monday' "
+                f"(expected one of: {DAYS})",
+                "p.yaml:15: counsellors[1].schedule: never opens; give at least "
+                "one time range",
+            ],
+            id="schedule-unknown-day",
+        ),
+        pytest.param(
+            budi('    schedule:\n      mon: "13:00-17:00"\n'),
+            ["p.yaml:16: counsellors[1].schedule.mon: expected a list, got a string"],
+            id="schedule-day-as-string",
+        ),
+        pytest.param(
+            budi('    schedule:\n      mon: ["13-17"]\n'),
+            [f'p.yaml:16: counsellors[1].schedule.mon[0]: {TIME_RANGE} "13-17"'],
+            id="time-range-without-minutes",
+        ),
+        pytest.param(
+            budi("    schedule:\n      mon: [1300]\n"),
+            [f"p.yaml:16: counsellors[1].schedule.mon[0]: {TIME_RANGE} a number"],
+            id="time-range-as-number",
+        ),
+        pytest.param(
+            budi('    schedule:\n      mon: ["13:00-25:00"]\n'),
+            ['p.yaml:16: counsellors[1].schedule.mon[0]: no such time of day "25:00"'],
+            id="time-past-24",
+        ),
+        pytest.param(
+            budi('    schedule:\n      mon: ["13:60-14:00"]\n'),
+            ['p.yaml:16: counsellors[1].schedule.mon[0]: no such time of day "13:60"'],
+            id="minute-past-59",
+        ),
+        pytest.param(
+            budi('    schedule:\n      mon: ["24:00-02:00"]\n'),
+            ['p.yaml:16: counsellors[1].schedule.mon[0]: no such time of day "24:00"'],
+            id="start-at-24",
+        ),
+        pytest.param(
+            budi('    schedule:\n      mon: ["13:00-13:00"]\n'),
+            [
+                "p.yaml:16: counsellors[1].schedule.mon[0]: the range "
+                '"13:00-13:00" starts and ends at the same time'
+            ],
+            id="empty-time-range",
+        ),
+        pytest.param(
+            budi("    schedule:\n      mon: []\n      sun: []\n"),
+            [
+                "p.yaml:15: counsellors[1].schedule: never opens; give at least "
+                "one time range"
+            ],
+            id="schedule-never-opens",
+        ),
+        pytest.param(
+            budi("    schedule: {}\n"),
+            [
+                "p.yaml:15: counsellors[1].schedule: never opens; give at least "
+                "one time range"
+            ],
+            id="schedule-empty",
+        ),
+        pytest.param(
+            budi('    leave: ["24-12-2026"]\n'),
+            [f'p.yaml:15: counsellors[1].leave[0]: {DATE}, got "24-12-2026"'],
+            id="leave-day-first",
+        ),
+        pytest.param(
+            budi("    leave: [2026-02-30]\n"),
+            ['p.yaml:15: counsellors[1].leave[0]: no such date "2026-02-30"'],
+            id="leave-no-such-date",
+        ),
+        pytest.param(
+            budi('    leave: ["2026-12-26..2026-12-24"]\n'),
+            [
+                'p.yaml:15: counsellors[1].leave[0]: the range "2026-12-26..'
+                '2026-12-24" ends before it starts'
+            ],
+            id="leave-backwards",
+        ),
+        pytest.param(
+            budi("    leave: 2026-12-25\n"),
+            ["p.yaml:15: counsellors[1].leave: expected a list, got a string"],
+            id="leave-as-date",
+        ),
+        pytest.param(
+            budi("    leave: [[2026-12-24, 2026-12-26]]\n"),
+            [f"p.yaml:15: counsellors[1].leave[0]: {DATE}, got a list"],
+            id="leave-as-pair",
+        ),
+        pytest.param(
+            at_end("timezone: Jakarta\n"),
+            ['p.yaml:24: timezone: unknown time zone "Jakarta"'],
+            id="policy-timezone",
+        ),
+        pytest.param(
+            at_end("service_hours:\n  sun: []\n"),
+            ["p.yaml:24: service_hours: never opens; give at least one time range"],
+            id="service-never-opens",
+        ),
+        pytest.param(
+            at_end('service_hours:\n  sun: ["7:00-12:00", "19:00-7:00pm"]\n'),
+            [f'p.yaml:25: service_hours.sun[1]: {TIME_RANGE} "19:00-7:00pm"'],
+            id="service-hours-am-pm",
+        ),
+        pytest.param(
+            at_end("holidays: [25 Desember]\n"),
+            [f'p.yaml:24: holidays[0]: {DATE}, got "25 Desember"'],
+            id="holiday-in-words",
+        ),
+        pytest.param(
+            at_end("holidays:\n  - 2026-12-25\n  - 2026-13-01\n"),
+            ['p.yaml:26: holidays[1]: no such date "2026-13-01"'],
+            id="holiday-no-such-date",
+        ),
+        pytest.param(
+            at_end('pools:\n  piket: ["@joko:kota.test"]\n'),
+            ['p.yaml:25: pools.piket[0]: "@joko:kota.test" is not in counsellors'],
+            id="pool-stranger",
+        ),
+        pytest.param(
+            at_end("pools:\n  piket: []\n"),
+            ["p.yaml:25: pools.piket: must not be empty"],
+            id="pool-empty",
+        ),
+        pytest.param(
+            at_end('pools:\n  Piket: ["@rina:kota.test"]\n'),
+            [f"p.yaml:25: pools.Piket: {KEY}, got 'Piket'"],
+            id="pool-bad-name",
+        ),
+        pytest.param(
+            last_step("      - pools: [piket]\n        timeout: 5m\n"),
+            [
+                "p.yaml:22: categories.keluarga.route[1].pools[0]: unknown pool "
+                '"piket" (the policy has no pools)'
+            ],
+            id="step-pool-none-defined",
+        ),
+        pytest.param(
+            last_step("      - skills: [kdrt]\n        timeout: 5m\n"),
+            [
+                "p.yaml:22: categories.keluarga.route[1].skills[0]: no counsellor "
+                'has the skill "kdrt"'
+            ],
+            id="step-skill-nobody-has",
+        ),
+        pytest.param(
+            last_step("      - languages: [en]\n        timeout: 5m\n"),
+            [
+                "p.yaml:22: categories.keluarga.route[1].languages[0]: no "
+                'counsellor speaks "en"'
+            ],
+            id="step-language-nobody-speaks",
+        ),
+        pytest.param(
+            last_step("      - languages: [EN]\n        timeout: 5m\n"),
+            [f'p.yaml:22: categories.keluarga.route[1].languages[0]: {LANGUAGE} "EN"'],
+            id="step-language-code",
+        ),
+        pytest.param(
+            last_step("      - genders: [wanita]\n        timeout: 5m\n"),
+            [
+                "p.yaml:22: categories.keluarga.route[1].genders[0]: expected one "
+                'of: perempuan, laki-laki; got "wanita"'
+            ],
+            id="step-unknown-gender",
+        ),
+        pytest.param(
+            last_step("      - genders: []\n        timeout: 5m\n"),
+            ["p.yaml:22: categories.keluarga.route[1].genders: must not be empty"],
+            id="step-empty-filter",
+        ),
+        pytest.param(
+            last_step(
+                "      - types: [keagamaan]\n        order: acak\n        timeout: 5m\n"
+            ),
+            [
+                "p.yaml:23: categories.keluarga.route[1].order: expected one of: "
+                'least_loaded, round_robin, priority, previous; got "acak"'
+            ],
+            id="step-unknown-order",
+        ),
+        pytest.param(
+            last_step(
+                "      - types: [keagamaan]\n        genders: [perempuan]\n"
+                "        timeout: 5m\n"
+            ),
+            [
+                "p.yaml:22: categories.keluarga.route[1]: no counsellor matches "
+                "this step"
+            ],
+            id="step-filters-match-nobody",
+        ),
+    ],
+)
+def test_bad_times_pools_and_filters(
+    tmp_path: Path, change: tuple[str, str], expected: list[str]
+) -> None:
+    assert problems_of(tmp_path, edit(*change)) == expected
+
+
+def test_step_names_an_unknown_pool(tmp_path: Path) -> None:
+    text = edit(*last_step("      - pools: [piket]\n        timeout: 5m\n"))
+    text += 'pools:\n  senior: ["@budi:kota.test"]\n  relawan: ["@rina:kota.test"]\n'
+
+    assert problems_of(tmp_path, text) == [
+        "p.yaml:22: categories.keluarga.route[1].pools[0]: unknown pool "
+        '"piket" (expected one of: senior, relawan)'
+    ]
+
+
+def test_a_broken_pool_is_not_reported_again_by_the_steps_naming_it(
+    tmp_path: Path,
+) -> None:
+    text = edit(*last_step("      - pools: [piket]\n        timeout: 5m\n"))
+    text += 'pools:\n  piket: ["@joko:kota.test"]\n'
+
+    assert problems_of(tmp_path, text) == [
+        'p.yaml:25: pools.piket[0]: "@joko:kota.test" is not in counsellors'
+    ]
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:

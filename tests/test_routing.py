@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from sobat_matrix.policy import Category, Counsellor, Policy, RouteStep, load_policy
+from sobat_matrix.policy import (
+    Category,
+    Counsellor,
+    DateRange,
+    Policy,
+    RouteStep,
+    WeeklyHours,
+    load_policy,
+)
 from sobat_matrix.routing import (
     Choice,
     Load,
     Preference,
     choose,
+    next_opening,
     preference_options,
+    service_open,
     step_candidates,
 )
 
@@ -317,3 +331,604 @@ def test_a_thousand_counsellors_decide_in_under_a_millisecond() -> None:
         assert choose(policy, "k", pref, loads, set(), timed_out) is None
         best_s = min(best_s, time.perf_counter() - start)
     assert best_s < 0.001
+
+
+# Schedules, leave and holidays. 2026-12-07 is a Monday and 2026-12-03 a Thursday.
+WIB = ZoneInfo("Asia/Jakarta")  # UTC+7
+WIT = ZoneInfo("Asia/Jayapura")  # UTC+9
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
+GENDERS_CYCLE = ("perempuan", "laki-laki")
+
+
+def hours(**days: list[str]) -> WeeklyHours:
+    """Weekly hours from ``mon=["13:00-17:00"]``-style keyword arguments."""
+
+    def minutes(text: str) -> int:
+        hour, minute = text.split(":")
+        return int(hour) * 60 + int(minute)
+
+    return WeeklyHours.from_days(
+        {
+            day: [(minutes(r[:5]), minutes(r[6:])) for r in ranges]
+            for day, ranges in days.items()
+        }
+    )
+
+
+def wib(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=WIB)
+
+
+def psychologist(name: str, **duty: Any) -> Counsellor:
+    return Counsellor(
+        f"@{name}:kota.test", name, ("psikolog",), "perempuan", ("id",), 3, **duty
+    )
+
+
+PAGI = psychologist("pagi", schedule=hours(**{d: ["08:00-16:00"] for d in WEEKDAYS}))
+MALAM = psychologist("malam", schedule=hours(thu=["22:00-02:00"]))
+TIMUR = psychologist(
+    "timur", schedule=hours(mon=["13:00-17:00"], thu=["13:00-17:00"]), timezone=WIT
+)
+LIBUR = psychologist(
+    "libur", timezone=WIT, leave=((date(2026, 12, 24), date(2026, 12, 26)),)
+)
+AUGUST_17: DateRange = (date(2026, 8, 17), date(2026, 8, 17))
+
+
+def one_step_policy(
+    counsellors: tuple[Counsellor, ...],
+    step: RouteStep = PSY_STEP,
+    *,
+    holidays: tuple[DateRange, ...] = (),
+    pools: Mapping[str, tuple[str, ...]] | None = None,
+) -> Policy:
+    category = Category("k", labels("K"), labels(""), False, False, (step,))
+    types = {key: labels(key) for key in ("psikolog", "keluarga", "keagamaan")}
+    return Policy(
+        Path("t.yaml"),
+        MappingProxyType(types),
+        counsellors,
+        (category,),
+        pools=MappingProxyType(pools or {}),
+        holidays=holidays,
+    )
+
+
+CLOCKS = one_step_policy((PAGI, MALAM, TIMUR, LIBUR), holidays=(AUGUST_17,))
+
+
+def offered_in_turn(policy: Policy, **options: Any) -> list[str]:
+    """Who gets offers, one after the other, as each declines the one before."""
+    declined: set[str] = set()
+    names = []
+    while choice := choose(policy, "k", IDLE, {}, declined, set(), **options):
+        names.append(choice.counsellor.name)
+        declined.add(choice.counsellor.user_id)
+    return names
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        pytest.param(None, ["pagi", "malam", "timur", "libur"], id="no-clock"),
+        pytest.param(wib("2026-12-07 10:00"), ["pagi", "libur"], id="mon-morning"),
+        pytest.param(
+            wib("2026-12-07 12:00"), ["pagi", "timur", "libur"], id="mon-13:00-in-wit"
+        ),
+        pytest.param(wib("2026-12-07 15:00"), ["pagi", "libur"], id="mon-17:00-in-wit"),
+        pytest.param(wib("2026-12-07 16:00"), ["libur"], id="shift-end-excluded"),
+        pytest.param(wib("2026-12-03 21:59"), ["libur"], id="thu-before-night"),
+        pytest.param(wib("2026-12-03 22:00"), ["malam", "libur"], id="thu-night"),
+        pytest.param(wib("2026-12-04 01:59"), ["malam", "libur"], id="past-midnight"),
+        pytest.param(wib("2026-12-04 02:00"), ["libur"], id="night-over"),
+        pytest.param(
+            datetime(2026, 12, 3, 15, 30, tzinfo=UTC), ["malam", "libur"], id="utc-now"
+        ),
+        pytest.param(wib("2026-12-23 21:59"), ["libur"], id="before-leave-in-wit"),
+        pytest.param(wib("2026-12-23 22:00"), [], id="leave-starts-in-wit"),
+        pytest.param(wib("2026-12-24 23:00"), ["malam"], id="on-leave"),
+        pytest.param(wib("2026-12-26 21:59"), [], id="last-day-of-leave"),
+        pytest.param(wib("2026-12-26 22:00"), ["libur"], id="back-in-wit"),
+        pytest.param(wib("2026-08-16 23:59"), ["libur"], id="eve-of-holiday"),
+        pytest.param(wib("2026-08-17 10:00"), [], id="holiday"),
+        pytest.param(wib("2026-08-18 00:00"), ["libur"], id="after-holiday"),
+    ],
+)
+def test_schedules_leave_and_holidays(
+    now: datetime | None, expected: list[str]
+) -> None:
+    assert offered_in_turn(CLOCKS, now=now) == expected
+
+
+def test_holidays_are_read_on_the_policys_clock() -> None:
+    # 2026-08-16 23:30 in Jakarta is already the 17th in Jayapura.
+    policy = Policy(
+        CLOCKS.source,
+        CLOCKS.counsellor_types,
+        CLOCKS.counsellors,
+        CLOCKS.categories,
+        timezone=WIT,
+        holidays=(AUGUST_17,),
+    )
+
+    assert offered_in_turn(policy, now=wib("2026-08-16 23:30")) == []
+    assert offered_in_turn(CLOCKS, now=wib("2026-08-16 23:30")) == ["libur"]
+
+
+def test_a_naive_now_is_a_bug() -> None:
+    with pytest.raises(ValueError, match="now must be an aware datetime"):
+        choose(CLOCKS, "k", IDLE, {}, set(), set(), now=datetime(2026, 12, 7, 10))
+
+
+def test_schedules_and_capacity_together() -> None:
+    loads = {LIBUR.user_id: Load(3), PAGI.user_id: Load(2)}
+
+    choice = choose(CLOCKS, "k", IDLE, loads, set(), set(), now=wib("2026-12-07 12:00"))
+
+    assert choice == Choice(TIMUR, 0, 300.0, new_round=False)
+
+
+def test_a_timed_out_counsellor_off_duty_is_not_asked_again() -> None:
+    now = wib("2026-12-07 16:30")
+    timed_out = {PAGI.user_id}
+
+    assert choose(CLOCKS, "k", IDLE, {}, {LIBUR.user_id}, timed_out, now=now) is None
+    later = choose(
+        CLOCKS, "k", IDLE, {}, {LIBUR.user_id}, timed_out, now=wib("2026-12-08 09:00")
+    )
+    assert later == Choice(PAGI, 0, 300.0, new_round=True)
+
+
+def test_a_thousand_counsellors_on_schedules_decide_in_under_a_millisecond() -> None:
+    """The other worst case: everybody free, so every clock is read."""
+    shifts = [hours(**{d: ["08:00-16:00"]}) for d in ("mon", "tue", "wed")]
+    counsellors = tuple(
+        Counsellor(
+            f"@c{i}:kota.test",
+            f"C{i}",
+            ("psikolog",),
+            GENDERS_CYCLE[i % 2],
+            ("id", "su") if i % 3 else ("id",),
+            3,
+            schedule=shifts[i % 3] if i % 4 else None,
+            timezone=WIT if i % 5 == 0 else WIB,
+            leave=((date(2026, 12, 1), date(2026, 12, 2)),) if i % 7 == 0 else (),
+        )
+        for i in range(1000)
+    )
+    policy = one_step_policy(counsellors)
+    now = wib("2026-12-07 10:00")
+
+    best_s = float("inf")
+    for _ in range(20):
+        start = time.perf_counter()
+        assert choose(policy, "k", IDLE, {}, set(), set(), now=now, language="su")
+        best_s = min(best_s, time.perf_counter() - start)
+    assert best_s < 0.001
+
+
+# Orders within a step. A, B and D are the psychologists, in that file order.
+def ordered(order: str, named: tuple[str, ...] = ()) -> Policy:
+    return one_step_policy(
+        (A, B, C, D), RouteStep(("psikolog",), named, 60.0, order=order)
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "loads", "expected"),
+    [
+        pytest.param({}, {}, A, id="nobody-offered-yet"),
+        pytest.param({}, {"@a:kota.test": Load(1)}, B, id="never-offered-by-load"),
+        pytest.param(
+            {"@a:kota.test": 100.0, "@b:kota.test": 50.0}, {}, D, id="never-first"
+        ),
+        pytest.param(
+            {"@a:kota.test": 100.0, "@b:kota.test": 50.0, "@d:kota.test": 200.0},
+            {},
+            B,
+            id="longest-since-last-offer",
+        ),
+        pytest.param(
+            {"@a:kota.test": 100.0, "@b:kota.test": 100.0, "@d:kota.test": 200.0},
+            {"@a:kota.test": Load(2), "@b:kota.test": Load(1)},
+            B,
+            id="same-time-less-load",
+        ),
+        pytest.param(
+            {"@a:kota.test": 100.0, "@b:kota.test": 100.0, "@d:kota.test": 200.0},
+            {},
+            A,
+            id="same-time-file-order",
+        ),
+        pytest.param(
+            {"@a:kota.test": 1.0, "@b:kota.test": 50.0, "@d:kota.test": 200.0},
+            {"@a:kota.test": Load(3)},
+            B,
+            id="oldest-is-full",
+        ),
+    ],
+)
+def test_round_robin(
+    state: dict[str, float], loads: dict[str, Load], expected: Counsellor
+) -> None:
+    choice = choose(
+        ordered("round_robin"), "k", IDLE, loads, set(), set(), round_robin_state=state
+    )
+
+    assert choice is not None and choice.counsellor == expected
+
+
+@pytest.mark.parametrize(
+    ("named", "loads", "expected"),
+    [
+        pytest.param((), {"@a:kota.test": Load(2)}, A, id="file-order-over-load"),
+        pytest.param(
+            ("@d:kota.test", "@b:kota.test", "@a:kota.test"), {}, D, id="named-order"
+        ),
+        pytest.param(
+            ("@d:kota.test", "@b:kota.test", "@a:kota.test"),
+            {"@d:kota.test": Load(1)},
+            B,
+            id="next-named-when-first-is-full",
+        ),
+        pytest.param(
+            ("@d:kota.test", "@b:kota.test", "@a:kota.test"),
+            {"@d:kota.test": Load(0, pending_offer=True), "@b:kota.test": Load(3)},
+            A,
+            id="skips-pending-and-full",
+        ),
+    ],
+)
+def test_priority(
+    named: tuple[str, ...], loads: dict[str, Load], expected: Counsellor
+) -> None:
+    choice = choose(ordered("priority", named), "k", IDLE, loads, set(), set())
+
+    assert choice is not None and choice.counsellor == expected
+
+
+@pytest.mark.parametrize(
+    ("previous", "loads", "declined", "expected"),
+    [
+        pytest.param(None, {}, set(), A, id="no-previous-least-loaded"),
+        pytest.param(
+            "@b:kota.test", {"@b:kota.test": Load(2)}, set(), B, id="previous"
+        ),
+        pytest.param(
+            "@b:kota.test", {"@b:kota.test": Load(3)}, set(), A, id="previous-full"
+        ),
+        pytest.param(
+            "@b:kota.test",
+            {"@a:kota.test": Load(1)},
+            {"@b:kota.test"},
+            D,
+            id="declined",
+        ),
+        pytest.param("@c:kota.test", {}, set(), A, id="previous-not-in-step"),
+        pytest.param("@x:kota.test", {}, set(), A, id="previous-unknown"),
+    ],
+)
+def test_previous(
+    previous: str | None,
+    loads: dict[str, Load],
+    declined: set[str],
+    expected: Counsellor,
+) -> None:
+    choice = choose(
+        ordered("previous"), "k", IDLE, loads, declined, set(), previous=previous
+    )
+
+    assert choice is not None and choice.counsellor == expected
+
+
+def test_previous_off_duty_falls_back_to_least_loaded() -> None:
+    step = RouteStep(("psikolog",), (), 60.0, order="previous")
+    policy = one_step_policy((PAGI, MALAM), step)
+    now = wib("2026-12-07 10:00")
+
+    choice = choose(
+        policy, "k", IDLE, {}, set(), set(), now=now, previous=MALAM.user_id
+    )
+
+    assert choice == Choice(PAGI, 0, 60.0, new_round=False)
+
+
+def test_orders_other_than_previous_ignore_previous() -> None:
+    choice = choose(
+        ordered("least_loaded"), "k", IDLE, {}, set(), set(), previous=B.user_id
+    )
+
+    assert choice is not None and choice.counsellor == A
+
+
+# Step filters and the warga's language.
+SU = Counsellor(
+    "@su:kota.test",
+    "SU",
+    ("psikolog",),
+    "perempuan",
+    ("id", "su"),
+    3,
+    skills=("kdrt",),
+    religion="islam",
+)
+EN = Counsellor(
+    "@en:kota.test",
+    "EN",
+    ("psikolog",),
+    "laki-laki",
+    ("en",),
+    3,
+    skills=("duka", "kdrt"),
+    religion="kristen",
+)
+ID = Counsellor("@id:kota.test", "ID", ("keluarga",), "laki-laki", ("id",), 3)
+SPEAKERS = (SU, EN, ID)
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        pytest.param(
+            RouteStep((), (), 60.0, skills=("kdrt",)), ["SU", "EN"], id="skill"
+        ),
+        pytest.param(
+            RouteStep((), (), 60.0, skills=("duka",)), ["EN"], id="other-skill"
+        ),
+        pytest.param(
+            RouteStep((), (), 60.0, languages=("su", "en")), ["SU", "EN"], id="language"
+        ),
+        pytest.param(
+            RouteStep((), (), 60.0, genders=("laki-laki",)), ["EN", "ID"], id="gender"
+        ),
+        pytest.param(
+            RouteStep(("psikolog",), (), 60.0, genders=("laki-laki",)),
+            ["EN"],
+            id="type-and-gender",
+        ),
+        pytest.param(
+            RouteStep((), (), 60.0, pools=("piket",)), ["SU", "ID"], id="pool"
+        ),
+        pytest.param(
+            RouteStep((), ("@en:kota.test",), 60.0, pools=("piket",)),
+            ["SU", "EN", "ID"],
+            id="named-or-pooled",
+        ),
+        pytest.param(
+            RouteStep(("psikolog",), (), 60.0, pools=("piket",)),
+            ["SU"],
+            id="pool-and-type",
+        ),
+        pytest.param(RouteStep((), (), 60.0, pools=("nope",)), [], id="unknown-pool"),
+    ],
+)
+def test_step_filters(step: RouteStep, expected: list[str]) -> None:
+    policy = one_step_policy(
+        SPEAKERS, step, pools={"piket": ("@id:kota.test", "@su:kota.test")}
+    )
+
+    assert offered_in_turn(policy) == expected
+    assert [
+        c.name for c in step_candidates(policy, policy.categories[0], step, IDLE)
+    ] == expected
+
+
+@pytest.mark.parametrize(
+    ("pref", "expected"),
+    [
+        pytest.param(Preference(religion="islam"), "SU", id="islam"),
+        pytest.param(Preference(religion="kristen"), "EN", id="kristen"),
+        pytest.param(Preference(religion="hindu"), None, id="nobody"),
+        pytest.param(
+            Preference(religion="islam", gender="laki-laki"), None, id="and-gender"
+        ),
+    ],
+)
+def test_religion_preference(pref: Preference, expected: str | None) -> None:
+    policy = one_step_policy(SPEAKERS, RouteStep(("psikolog", "keluarga"), (), 60.0))
+
+    choice = choose(policy, "k", pref, {}, set(), set())
+
+    assert (choice and choice.counsellor.name) == expected
+
+
+ALL_SPEAKERS = RouteStep(("psikolog", "keluarga"), (), 60.0)
+
+
+@pytest.mark.parametrize(
+    ("language", "loads", "expected"),
+    [
+        pytest.param(None, {"@su:kota.test": Load(1)}, "EN", id="no-language"),
+        pytest.param("su", {"@su:kota.test": Load(2)}, "SU", id="speaker-first"),
+        pytest.param("su", {"@su:kota.test": Load(3)}, "ID", id="falls-back-to-id"),
+        pytest.param("en", {"@en:kota.test": Load(2)}, "EN", id="english"),
+        pytest.param("en", {"@en:kota.test": Load(3)}, "SU", id="english-falls-back"),
+        pytest.param(
+            "id",
+            {"@su:kota.test": Load(3), "@id:kota.test": Load(3)},
+            None,
+            id="id-never-to-english-only",
+        ),
+        pytest.param("jv", {"@su:kota.test": Load(1)}, "ID", id="nobody-speaks-it"),
+    ],
+)
+def test_warga_language(
+    language: str | None, loads: dict[str, Load], expected: str | None
+) -> None:
+    policy = one_step_policy(SPEAKERS, ALL_SPEAKERS)
+
+    choice = choose(policy, "k", IDLE, loads, set(), set(), language=language)
+
+    assert (choice and choice.counsellor.name) == expected
+
+
+def test_language_comes_before_step_order() -> None:
+    """A Sundanese speaker further down the route beats the first step."""
+    route = (RouteStep(("keluarga",), (), 60.0), RouteStep(("psikolog",), (), 30.0))
+    category = Category("k", labels("K"), labels(""), False, False, route)
+    policy = Policy(POLICY.source, POLICY.counsellor_types, SPEAKERS, (category,))
+
+    assert choose(policy, "k", IDLE, {}, set(), set(), language="su") == Choice(
+        SU, 1, 30.0, new_round=False
+    )
+    assert choose(policy, "k", IDLE, {}, set(), set()) == Choice(ID, 0, 60.0, False)
+
+
+def test_a_fresh_counsellor_comes_before_a_timed_out_speaker() -> None:
+    policy = one_step_policy(SPEAKERS, ALL_SPEAKERS)
+    timed_out = {SU.user_id}
+
+    fresh = choose(policy, "k", IDLE, {}, set(), timed_out, language="su")
+    assert fresh == Choice(ID, 0, 60.0, new_round=False)
+    again = choose(policy, "k", IDLE, {}, {ID.user_id}, timed_out, language="su")
+    assert again == Choice(SU, 0, 60.0, new_round=True)
+
+
+# Service hours: open on weekdays 07:00-22:00 and Saturday mornings, in Jakarta.
+SERVICE = Policy(
+    POLICY.source,
+    POLICY.counsellor_types,
+    POLICY.counsellors,
+    POLICY.categories,
+    service_hours=hours(**{d: ["07:00-22:00"] for d in WEEKDAYS}, sat=["08:00-14:00"]),
+    holidays=((date(2026, 12, 25), date(2026, 12, 25)),),
+)
+ALWAYS = Policy(
+    POLICY.source,
+    POLICY.counsellor_types,
+    POLICY.counsellors,
+    POLICY.categories,
+    holidays=((date(2026, 12, 24), date(2026, 12, 26)),),
+)
+
+
+@pytest.mark.parametrize(
+    ("policy", "now", "opens"),
+    [
+        pytest.param(
+            SERVICE, wib("2026-12-07 10:00"), wib("2026-12-07 10:00"), id="open"
+        ),
+        pytest.param(
+            SERVICE, wib("2026-12-07 06:59:30"), wib("2026-12-07 07:00"), id="early"
+        ),
+        pytest.param(
+            SERVICE, wib("2026-12-07 22:00"), wib("2026-12-08 07:00"), id="late"
+        ),
+        pytest.param(
+            SERVICE, wib("2026-12-05 14:00"), wib("2026-12-07 07:00"), id="weekend"
+        ),
+        pytest.param(
+            SERVICE,
+            wib("2026-12-24 23:00"),
+            wib("2026-12-26 08:00"),
+            id="christmas-eve",
+        ),
+        pytest.param(
+            SERVICE, wib("2026-12-25 10:00"), wib("2026-12-26 08:00"), id="christmas"
+        ),
+        pytest.param(
+            SERVICE,
+            datetime(2026, 12, 7, 0, 30, tzinfo=UTC),
+            wib("2026-12-07 07:30"),
+            id="utc-in-hours",
+        ),
+        pytest.param(
+            ALWAYS, wib("2026-12-23 23:59"), wib("2026-12-23 23:59"), id="always"
+        ),
+        pytest.param(
+            ALWAYS, wib("2026-12-25 10:00"), wib("2026-12-27 00:00"), id="holidays"
+        ),
+    ],
+)
+def test_service_hours(policy: Policy, now: datetime, opens: datetime) -> None:
+    opening = next_opening(policy, now)
+
+    assert service_open(policy, now) is (opening == now)
+    assert opening == opens
+    assert opening is not None and opening.tzinfo == WIB
+
+
+def test_a_service_without_hours_or_holidays_is_always_open() -> None:
+    now = datetime(2026, 12, 25, 3, 0, tzinfo=UTC)
+
+    assert service_open(POLICY, now)
+    assert next_opening(POLICY, now) == now
+
+
+def test_a_service_that_never_opens_has_no_next_opening() -> None:
+    never = Policy(
+        POLICY.source,
+        POLICY.counsellor_types,
+        POLICY.counsellors,
+        POLICY.categories,
+        service_hours=WeeklyHours(()),
+    )
+    now = wib("2026-12-07 10:00")
+
+    assert not service_open(never, now)
+    assert next_opening(never, now) is None
+
+
+@pytest.mark.parametrize("check", [service_open, next_opening])
+def test_service_hours_need_an_aware_now(
+    check: Callable[[Policy, datetime], object],
+) -> None:
+    with pytest.raises(ValueError, match="now must be an aware datetime"):
+        check(SERVICE, datetime(2026, 12, 7, 10))
+
+
+# The shipped sample, at a few moments of a real week.
+SAMPLE = load_policy(REPO / "policies" / "sukabumi.yaml")
+
+
+def sample_choice(category: str, now: datetime, **options: Any) -> str | None:
+    choice = choose(SAMPLE, category, IDLE, {}, set(), set(), now=now, **options)
+    return None if choice is None else choice.counsellor.name
+
+
+@pytest.mark.parametrize(
+    ("category", "now", "options", "expected"),
+    [
+        pytest.param(
+            "sosial", wib("2026-12-07 14:00"), {}, "Ibu Rina", id="mon-both-on"
+        ),
+        pytest.param(
+            "sosial",
+            wib("2026-12-07 14:00"),
+            {
+                "round_robin_state": {
+                    "@rina:sukabumi.test": 10.0,
+                    "@budi:sukabumi.test": 5.0,
+                }
+            },
+            "Pak Budi",
+            id="mon-budis-turn",
+        ),
+        pytest.param(
+            "sosial", wib("2026-12-08 14:00"), {}, "Ibu Rina", id="tue-rina-only"
+        ),
+        pytest.param(
+            "sosial", wib("2026-12-03 14:00"), {}, "Pak Budi", id="thu-budi-only"
+        ),
+        pytest.param(
+            "sosial", wib("2026-12-03 20:00"), {}, "Ibu Siti", id="thu-evening"
+        ),
+        pytest.param(
+            "sosial", wib("2026-12-06 00:30"), {}, "Ibu Rina", id="sat-night-shift"
+        ),
+        pytest.param("sosial", wib("2026-12-24 20:00"), {}, None, id="siti-on-leave"),
+        pytest.param("keluarga", wib("2026-12-25 10:00"), {}, None, id="christmas"),
+        pytest.param(
+            "keluarga",
+            wib("2026-12-03 14:00"),
+            {"language": "su", "previous": "@siti:sukabumi.test"},
+            "Ibu Siti",
+            id="previous",
+        ),
+    ],
+)
+def test_sample_policy_over_a_week(
+    category: str, now: datetime, options: dict[str, object], expected: str | None
+) -> None:
+    assert sample_choice(category, now, **options) == expected

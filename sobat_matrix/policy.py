@@ -743,14 +743,16 @@ class _PolicyReader:
         return user_id
 
     def _pools(self, node: Node) -> dict[str, tuple[str, ...]] | None:
+        before = len(self.problems)
         entries = self.problems.entries(node)
         if entries is None:
             self.pool_names = None
             return None
 
-        # Known even if a member is wrong, so steps naming the pool still get checked.
-        self.pool_names = [key for key, _ in entries]
-        before = len(self.problems)
+        # Known even if a member is wrong, so steps naming the pool still get
+        # checked; unknown if a name is wrong, so a step naming it is not blamed.
+        well_named = len(entries) == len(node.value)
+        self.pool_names = [key for key, _ in entries] if well_named else None
         pools: dict[str, tuple[str, ...]] = {}
         for key, child in entries:
             members = _values(

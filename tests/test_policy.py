@@ -885,6 +885,15 @@ def test_step_names_an_unknown_pool(tmp_path: Path) -> None:
     ]
 
 
+def test_a_badly_named_pool_is_reported_once(tmp_path: Path) -> None:
+    text = edit(*last_step("      - pools: [piket]\n        timeout: 5m\n"))
+    text += 'pools:\n  Piket: ["@budi:kota.test"]\n'
+
+    assert problems_of(tmp_path, text) == [
+        f"p.yaml:25: pools.Piket: {KEY}, got 'Piket'"
+    ]
+
+
 def test_a_broken_pool_is_not_reported_again_by_the_steps_naming_it(
     tmp_path: Path,
 ) -> None:

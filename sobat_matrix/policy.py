@@ -66,12 +66,12 @@ from __future__ import annotations
 import logging
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sobat_matrix.yamlsrc import (
@@ -231,24 +231,16 @@ class Counsellor:
     timezone: ZoneInfo = DEFAULT_TIMEZONE
     leave: tuple[DateRange, ...] = ()
 
-    @property
-    def has_hours(self) -> bool:
-        """Whether the time of day matters for this counsellor at all."""
-        return self.schedule is not None or bool(self.leave)
-
     def on_duty(self, now: datetime) -> bool:
         """Whether the counsellor works at ``now`` (aware): on schedule, not on leave.
 
-        Holidays are the policy's business; see ``Policy.is_holiday``.
+        Holidays are the policy's business; see ``Policy.is_holiday``. Routing
+        answers the same question for everyone at once from a roster.
         """
         local = now.astimezone(self.timezone)
-        return self.on_duty_local(minute_of_week(local), local.date())
-
-    def on_duty_local(self, minute: int, day: date) -> bool:
-        """:meth:`on_duty` for a time already on the counsellor's clock."""
-        if self.leave and within(day, self.leave):
+        if self.leave and within(local.date(), self.leave):
             return False
-        return self.schedule is None or self.schedule.is_open(minute)
+        return self.schedule is None or self.schedule.is_open(minute_of_week(local))
 
 
 @dataclass(frozen=True)
@@ -352,6 +344,7 @@ class Policy:
     _reach: dict[str, tuple[Category, tuple[Counsellor, ...]]] = field(
         init=False, repr=False
     )
+    _derived: dict[Hashable, Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Routing runs on every offer; what depends only on the policy is worked
@@ -372,6 +365,7 @@ class Policy:
             for c in self.categories
         }
         object.__setattr__(self, "_reach", reach)
+        object.__setattr__(self, "_derived", {})
 
     def _admitted(self, step: RouteStep) -> tuple[Counsellor, ...]:
         return tuple(c for c in self.counsellors if step.admits(c, self.pools))
@@ -419,6 +413,19 @@ class Policy:
         if cached is not None and cached[0] is category:
             return cached[1]
         return _reachable(self.counsellors, category.route, self.pools)
+
+    def derived(self, key: Hashable, build: Callable[[], _T]) -> _T:
+        """``build()``, worked out once per ``key`` for the life of this policy.
+
+        For callers that derive data from the policy alone, such as routing's
+        candidates per preference: the policy never changes, so nothing goes stale.
+        ``key`` must stand for a bounded set of values, or the memory grows.
+        """
+        try:
+            value: _T = self._derived[key]
+        except KeyError:
+            value = self._derived[key] = build()
+        return value
 
     def is_holiday(self, now: datetime) -> bool:
         """Whether ``now`` (aware) falls on a holiday on the policy's clock."""

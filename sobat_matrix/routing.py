@@ -32,13 +32,16 @@ Whether to take a curhat at all is a separate question: :func:`service_open` and
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Set
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from sobat_matrix.policy import (
     GENDERS,
+    MINUTES_PER_WEEK,
     REFERENCE_LANGUAGE,
     Category,
     Counsellor,
@@ -95,6 +98,7 @@ class Choice:
 
 _NO_LOAD = Load()
 _ANYONE = Preference()
+_NOBODY: frozenset[str] = frozenset()
 
 _Group = dict[str, tuple[Counsellor, int]]
 """Available counsellors: user ID -> (counsellor, open curhats), in file order."""
@@ -251,47 +255,107 @@ def _available(
     """Available counsellors the route reaches, fresh and timed out, in file order.
 
     Each maps user ID to the counsellor and their open curhats. This is the one
-    pass over every counsellor, so the cheap tests come first and the clock is
-    read only for those who passed them.
+    pass over every counsellor, so each test in it is a lookup.
     """
+    off_duty = _NOBODY if now is None else _off_duty(policy, now)
     # Bound once: this loop runs for every counsellor on every decision.
-    accepts = pref.accepts if pref != _ANYONE else None
-    on_duty = None if now is None else _Clock(now).on_duty
     load_of = loads.get
     fresh: _Group = {}
     retry: _Group = {}
-    for counsellor in policy.reachable(category):
+    for counsellor in _matching(policy, category, pref):
         user_id = counsellor.user_id
         if user_id in declined:
             continue
         load = load_of(user_id, _NO_LOAD)
         if load.pending_offer or load.open_curhats >= counsellor.max_open:
             continue
-        if accepts is not None and not accepts(counsellor):
-            continue
-        if on_duty is not None and not on_duty(counsellor):
+        if user_id in off_duty:
             continue
         group = retry if user_id in timed_out else fresh
         group[user_id] = (counsellor, load.open_curhats)
     return fresh, retry
 
 
-class _Clock:
-    """``now`` on each counsellor's clock, worked out once per time zone."""
+def _matching(
+    policy: Policy, category: Category, pref: Preference
+) -> tuple[Counsellor, ...]:
+    """Counsellors the route reaches who match ``pref``, in file order.
 
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-        self.local: dict[ZoneInfo, tuple[int, date]] = {}
+    Worked out once per category and preference for the life of the policy: there
+    are only as many preferences as types, genders and religions allow.
+    """
+    if pref == _ANYONE:
+        return policy.reachable(category)
+    return policy.derived(
+        ("routing.matching", category.key, pref),
+        lambda: tuple(c for c in policy.reachable(category) if pref.accepts(c)),
+    )
 
-    def on_duty(self, counsellor: Counsellor) -> bool:
-        if counsellor.schedule is None and not counsellor.leave:
-            return True
-        local = self.local.get(counsellor.timezone)
-        if local is None:
-            moment = self.now.astimezone(counsellor.timezone)
-            local = (minute_of_week(moment), moment.date())
-            self.local[counsellor.timezone] = local
-        return counsellor.on_duty_local(*local)
+
+def _off_duty(policy: Policy, now: datetime) -> Set[str]:
+    """User IDs of the counsellors off schedule or on leave at ``now``."""
+    rosters = policy.derived("routing.rosters", lambda: _rosters(policy.counsellors))
+    off: list[Set[str]] = []
+    for zone, roster in rosters.items():
+        local = now.astimezone(zone)
+        off.append(roster.off_at(minute_of_week(local)))
+        off.append(roster.on_leave.get(local.date(), _NOBODY))
+
+    off = [ids for ids in off if ids]
+    if len(off) == 1:
+        return off[0]
+    return frozenset().union(*off)
+
+
+@dataclass(frozen=True)
+class _Roster:
+    """Who is off duty when, for the counsellors on one time zone's clock.
+
+    Reading every schedule on every decision is what made routing slow with a
+    thousand counsellors. Schedules only change where one of them opens or closes,
+    so the week is cut at those minutes and the counsellors off schedule between
+    two cuts are listed once; a decision then bisects instead of reading. Leave is
+    listed by day. Built once per policy; ``Counsellor.on_duty`` says the same for
+    one counsellor and is what the tests compare against.
+    """
+
+    cuts: tuple[int, ...]
+    off: tuple[frozenset[str], ...]
+    on_leave: Mapping[date, frozenset[str]]
+
+    @classmethod
+    def build(cls, counsellors: Sequence[Counsellor]) -> _Roster:
+        hours = [(c.user_id, c.schedule) for c in counsellors if c.schedule is not None]
+        edges = {edge for _, week in hours for span in week.spans for edge in span}
+        cuts = tuple(sorted(({0} | edges) - {MINUTES_PER_WEEK}))
+        off = tuple(
+            frozenset(user_id for user_id, week in hours if not week.is_open(cut))
+            for cut in cuts
+        )
+        return cls(cuts, off, MappingProxyType(_leave_by_day(counsellors)))
+
+    def off_at(self, minute: int) -> frozenset[str]:
+        """Counsellors off schedule at ``minute`` of the week on this clock."""
+        return self.off[bisect_right(self.cuts, minute) - 1]
+
+
+def _leave_by_day(counsellors: Sequence[Counsellor]) -> dict[date, frozenset[str]]:
+    days: dict[date, set[str]] = {}
+    for counsellor in counsellors:
+        for first, last in counsellor.leave:
+            for offset in range((last - first).days + 1):
+                day = first + timedelta(days=offset)
+                days.setdefault(day, set()).add(counsellor.user_id)
+    return {day: frozenset(ids) for day, ids in days.items()}
+
+
+def _rosters(counsellors: Sequence[Counsellor]) -> dict[ZoneInfo, _Roster]:
+    """A roster per time zone, for the counsellors whose hours matter at all."""
+    by_zone: dict[ZoneInfo, list[Counsellor]] = {}
+    for counsellor in counsellors:
+        if counsellor.schedule is not None or counsellor.leave:
+            by_zone.setdefault(counsellor.timezone, []).append(counsellor)
+    return {zone: _Roster.build(group) for zone, group in by_zone.items()}
 
 
 def _language_passes(language: str | None) -> tuple[str | None, ...]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -506,6 +507,33 @@ def test_a_thousand_counsellors_on_schedules_decide_in_under_a_millisecond() -> 
         assert choose(policy, "k", IDLE, {}, set(), set(), now=now, language="su")
         best_s = min(best_s, time.perf_counter() - start)
     assert best_s < 0.001
+
+
+def test_the_duty_roster_agrees_with_each_counsellors_schedule() -> None:
+    """Routing reads a roster built once; it must say what every schedule says."""
+    rng = random.Random(4)
+    shifts = ["08:00-12:00", "13:00-17:00", "22:00-02:00", "00:00-24:00", "23:30-00:30"]
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    counsellors = tuple(
+        psychologist(
+            f"k{i}",
+            schedule=None
+            if i % 5 == 0
+            else hours(**{d: rng.sample(shifts, 2) for d in rng.sample(days, 3)}),
+            timezone=rng.choice((WIB, WIT, ZoneInfo("Europe/Amsterdam"))),
+            leave=((date(2026, 3, 28), date(2026, 3, 30)),) if i % 4 == 0 else (),
+        )
+        for i in range(30)
+    )
+    policy = one_step_policy(counsellors)
+    # Around the change to summer time in Amsterdam (2026-03-29) and the
+    # leave, and through a whole week.
+    start = datetime(2026, 3, 27, tzinfo=UTC)
+
+    for _ in range(150):
+        now = start + timedelta(minutes=rng.randrange(7 * 1440))
+        expected = {c.name for c in counsellors if c.on_duty(now)}
+        assert set(offered_in_turn(policy, now=now)) == expected, now
 
 
 # Orders within a step. A, B and D are the psychologists, in that file order.

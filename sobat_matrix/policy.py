@@ -76,7 +76,6 @@ from zoneinfo import ZoneInfo
 
 from sobat_matrix.yamlsrc import (
     KEY_NAME,
-    MINUTES_PER_DAY,
     Node,
     Problems,
     describe,
@@ -94,6 +93,7 @@ DEFAULT_LANGUAGES = ("id",)
 _DEFAULT_LANGUAGES: tuple[str, ...] = DEFAULT_LANGUAGES
 DEFAULT_MAX_OPEN = 3
 DEFAULT_TIMEZONE = ZoneInfo("Asia/Jakarta")
+MINUTES_PER_DAY = 24 * 60
 MINUTES_PER_WEEK = 7 * MINUTES_PER_DAY
 
 _LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")

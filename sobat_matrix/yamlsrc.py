@@ -48,7 +48,6 @@ _BARE_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 _UNIT_SECONDS = (86400, 3600, 60, 1)
 _TIME_RANGE = re.compile(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})")
 _DATE_RANGE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:\.\.(\d{4}-\d{2}-\d{2}))?")
-MINUTES_PER_DAY = 1440
 
 
 class YamlMap(dict[Any, Any]):

@@ -116,8 +116,8 @@ class Reconciler:
             self._retry_at[key] = time.monotonic() + delay
             logger.warning(
                 "step for %s failed (%s), retry in %.0f s",
-                key.split(":")[0],
-                type(exc).__name__,
+                key,
+                exc if isinstance(exc, MatrixError) else type(exc).__name__,
                 delay,
             )
         finally:
@@ -345,13 +345,13 @@ class Reconciler:
             case = await tx.case(case_id)
         assert case is not None
 
-        if case.status == "accepted" and not case.counsellor_brought:
+        # A join seen in the room also proves the person was brought in (the bot
+        # may have stopped between bringing them and recording it).
+        counsellor_in = case.counsellor_brought or case.counsellor_joined_at
+        warga_in = case.warga_brought or case.warga_joined_at
+        if case.status == "accepted" and not counsellor_in:
             await self._bring(room_id, case, "counsellor")
-        elif (
-            case.status == "accepted"
-            and case.counsellor_joined_at
-            and not case.warga_brought
-        ):
+        elif case.status == "accepted" and case.counsellor_joined_at and not warga_in:
             await self._bring(room_id, case, "warga")
         elif (
             case.status == "accepted"

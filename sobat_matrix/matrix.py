@@ -321,13 +321,22 @@ class Matrix:
             raise
 
     async def admin_join(self, room_id: str, user_id: str) -> None:
-        """Join a local user to a room through Synapse's admin API."""
-        await self.request(
-            "POST",
-            f"/_synapse/admin/v1/join/{_q(room_id)}",
-            {"user_id": user_id},
-            what="admin join",
-        )
+        """Join a local user to a room through Synapse's admin API.
+
+        Someone already in the room counts as joined: a retry after a crash
+        between the join and its record must not fail for ever.
+        """
+        try:
+            await self.request(
+                "POST",
+                f"/_synapse/admin/v1/join/{_q(room_id)}",
+                {"user_id": user_id},
+                what="admin join",
+            )
+        except MatrixError:
+            if await self._is_member(room_id, user_id):
+                return
+            raise
 
     async def _is_member(self, room_id: str, user_id: str) -> bool:
         try:

@@ -63,6 +63,8 @@ def main(args: argparse.Namespace) -> int:
         # nio warns about every Olm session it sets up, as the first messages
         # between new devices do; the step lines are what the scripted run shows.
         logging.getLogger("nio").setLevel(logging.ERROR)
+        # Its recovery key lies in a temporary folder deleted at the end.
+        logging.getLogger("sobat_matrix.crosssign").setLevel(logging.ERROR)
     policy = args.policy or sample_policy()
     try:
         if args.scripted:

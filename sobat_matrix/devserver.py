@@ -263,10 +263,10 @@ async def start_synapse(
     actual_port = _client_port(config_path, config)
     if config["server_name"] != server_name or port not in (None, actual_port):
         logger.warning(
-            "reusing %s: server name %s and port %d from its config win",
-            config_path,
+            "keeping server name %s and port %d of the existing %s",
             config["server_name"],
             actual_port,
+            config_path,
         )
     if relaxed_ratelimits and "rc_message" not in config:
         logger.warning("reusing %s: it has Synapse's default rate limits", config_path)
@@ -274,7 +274,8 @@ async def start_synapse(
     if not _port_is_free(actual_port):
         raise DevServerError(
             f"port {actual_port} of {config_path} is in use: "
-            "is a Synapse from this directory still running?"
+            "is a Synapse from this directory still running? Stop what holds the "
+            f"port, or delete {base_dir.parent} to start afresh on a free port"
         )
 
     return await DevServer._launch(

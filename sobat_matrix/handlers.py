@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 ACCEPT_KEYS = {"✅", "✔️", "✔", "👍", "☑️"}
 DECLINE_KEYS = {"❌", "✖️", "✖", "👎", "❎"}
+# A message this soon after the greeting was written before it could be read.
+CROSSED_S = 5.0
 RATING_KEYS = {"1️⃣": 1, "2️⃣": 2, "3️⃣": 3, "4️⃣": 4, "5️⃣": 5}
 
 
@@ -146,6 +148,14 @@ class Handlers:
         answer = self.intake.answer(
             chat.step, body, category_key=chat.category, pref_type=chat.pref_type
         )
+        sent_s = getattr(event, "server_timestamp", 0) / 1000
+        if (
+            chat.step == answer.step == intake_steps.CONSENT
+            and sent_s - chat.updated_at < CROSSED_S
+        ):
+            # A first "halo" written while the greeting was on its way: the
+            # greeting already asks, so asking again would only repeat it.
+            return
         await tx.update_direct_chat(chat.room_id, step=answer.step, **answer.updates)
         for text in answer.texts:
             await rt.say(tx, chat.room_id, text)
@@ -339,7 +349,7 @@ class Handlers:
         if command is None:
             return
         if command.name not in ("terima", "tolak"):
-            await rt.say(tx, room_id, rt.text("duty.help"))
+            await rt.say(tx, room_id, await self._duty_help(tx, counsellor))
             return
 
         offer = await self._pending_offer_for(tx, counsellor, command.arg)
@@ -347,6 +357,22 @@ class Handlers:
             await rt.say(tx, room_id, rt.text("duty.no_offer"))
             return
         await self._answer(tx, room_id, offer, accept=command.name == "terima")
+
+    async def _duty_help(self, tx: Tx, counsellor: str) -> str:
+        """The commands, and the offers waiting for this counsellor's answer.
+
+        Listing them again helps a counsellor on a new device, which cannot
+        decrypt offers sent before it existed.
+        """
+        codes = []
+        for offer in await tx.pending_offers():
+            case = await tx.case(offer.case_id)
+            if offer.counsellor == counsellor and case is not None:
+                codes.append(f"#{case.code}")
+        text = self.rt.text("duty.help")
+        if codes:
+            text += "\n" + self.rt.text("duty.waiting", codes=", ".join(codes))
+        return text
 
     async def _pending_offer_for(
         self, tx: Tx, counsellor: str, code: str

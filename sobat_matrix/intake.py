@@ -96,7 +96,11 @@ class Intake:
         for type_key in types:
             labels = self.policy.counsellor_types[type_key]
             label = self.label(labels)
-            words = {normalise(type_key), normalise(label)}
+            words = {
+                normalise(type_key),
+                normalise(type_key.replace("_", " ")),
+                normalise(label),
+            }
             words.update(normalise(str(v)) for v in labels.values())
             options.append(Option(type_key, label, tuple(sorted(words))))
         options.append(
@@ -160,13 +164,28 @@ class Intake:
             return None
         if set(tokens) & set(self._words("intake.negation_words")):
             return None
+
+        # An option whose name stands whole in the answer ("keluarga saya")...
         padded = f" {said} "
         named = [
             option
             for option in options
             if any(word and f" {word} " in padded for word in option.words)
         ]
-        return named[0] if len(named) == 1 else None
+        if len(named) == 1:
+            return named[0]
+
+        # ...or an answer whose every telling word is in one option's name
+        # ("ketahanan keluarga", "konselor keluarga aja").
+        telling = set(tokens) - set(self._words("intake.filler_words"))
+        if not telling:
+            return None
+        within = [
+            option
+            for option in options
+            if telling <= {t for word in option.words for t in word.split()}
+        ]
+        return within[0] if len(within) == 1 else None
 
     # -- questions -------------------------------------------------------------------
 

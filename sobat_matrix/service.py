@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 from nio import Event, InviteMemberEvent, MegolmEvent, SyncResponse
 
 from . import outbox, statsjob
@@ -52,6 +53,15 @@ def pickle_key(data_dir: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+async def reachable(homeserver_url: str) -> None:
+    """Raise aiohttp.ClientError if the homeserver's client API does not answer."""
+    url = homeserver_url.rstrip("/") + "/_matrix/client/versions"
+    timeout = aiohttp.ClientTimeout(total=15)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        async with http.get(url) as resp:
+            resp.raise_for_status()
+
+
 class Service:
     """One bot: owns its store, its connection and all its tasks."""
 
@@ -70,6 +80,8 @@ class Service:
     async def start(self) -> None:
         """Connect, catch up with everything since the last run, start the workers."""
         config = self.config
+        # Fail fast, before anything is written, if the homeserver is not there.
+        await reachable(config.homeserver.url)
         store = await Store.open(config.data_dir / "sobat.db")
         matrix = Matrix(
             config.homeserver.url,

@@ -174,6 +174,7 @@ class DirectChat:
     pref_gender: str | None
     rating_case: int | None
     rating_event_id: str | None
+    updated_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -319,7 +320,7 @@ class Tx:
     async def direct_chat(self, room_id: str) -> DirectChat | None:
         row = await self._one(
             "SELECT room_id, warga, step, category, pref_type, pref_gender,"
-            " rating_case, rating_event_id FROM dm_rooms WHERE room_id = ?",
+            " rating_case, rating_event_id, updated_at FROM dm_rooms WHERE room_id = ?",
             (room_id,),
         )
         return None if row is None else DirectChat(**dict(row))

@@ -193,7 +193,15 @@ def test_category_by_number_key_or_label(text: str, key: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "0", "4", "keuangan", "social", "bukan keluarga", "keluarga atau ekonomi"],
+    [
+        "",
+        "0",
+        "4",
+        "keuangan",
+        "sosial ekonomi",
+        "bukan keluarga",
+        "keluarga atau ekonomi",
+    ],
 )
 def test_unknown_category_repeats_the_question(text: str) -> None:
     answer = at_step(CATEGORY).say(text)
@@ -595,3 +603,26 @@ def test_negated_ambiguous_or_long_answers_are_not_guessed(text: str) -> None:
     answer = at_step(PREF_GENDER, "sosial").say(text)
 
     assert_asked_again(answer, PREF_GENDER, GENDER_QUESTION)
+
+
+@pytest.mark.parametrize(
+    ("text", "pref_type"),
+    [
+        ("ketahanan keluarga", "ketahanan_keluarga"),
+        ("yang ketahanan keluarga", "ketahanan_keluarga"),
+        ("konselor keluarga aja", "ketahanan_keluarga"),
+        ("psikolog aja", "psikolog"),
+        ("siapa aja", None),
+    ],
+)
+def test_type_by_part_of_its_name(text: str, pref_type: str | None) -> None:
+    answer = at_step(PREF_TYPE, "keluarga").say(text)
+
+    assert answer.step != PREF_TYPE
+    assert answer.updates["pref_type"] == pref_type
+
+
+def test_a_word_shared_by_two_options_is_not_guessed() -> None:
+    answer = at_step(PREF_TYPE, "keluarga").say("konselor")
+
+    assert_asked_again(answer, PREF_TYPE, TYPE_QUESTION)

@@ -51,6 +51,7 @@ async def test_element_warga_through_a_whole_curhat(
         # Intake in a direct chat opened the way Element opens one (which fetches
         # the bot's devices first); the bot's device is signed by its owner.
         dm = await js.start_dm(bot)
+        assert bot_device in await js.user_devices(bot)
         status = await js.device_status(bot, bot_device)
         assert status.known and status.signed_by_owner
         trusted(await js.wait_for("selamat datang", room_id=dm, timeout=60))

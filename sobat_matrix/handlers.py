@@ -24,6 +24,7 @@ from nio import (
 from . import intake as intake_steps
 from . import statsjob
 from .curhat import new_code
+from .flood import FloodGuard, Verdict
 from .intake import Intake
 from .runtime import Runtime
 from .store import SUPERVISORS_PURPOSE, DirectChat, Offer, Tx, duty_purpose
@@ -58,6 +59,7 @@ class Handlers:
         self.rt = rt
         self.intake = Intake(rt.policy, rt.catalog, rt.label)
         self.tasks = TaskSet()
+        self.flood = FloodGuard()
 
     async def on_event(self, room_id: str, event: Event) -> None:
         """Handle one timeline event of a joined room, once."""
@@ -75,10 +77,17 @@ class Handlers:
                 return
             chat = await tx.direct_chat(room_id)
             if chat is not None:
+                if await self._flooded(tx, room_id, event):
+                    return
                 await self._direct(tx, chat, event, own_join)
                 return
             owned = await tx.owned_room_by_id(room_id)
             if owned is None or own_join:
+                return
+            # People talk freely in a curhat room; elsewhere they talk to the bot.
+            if not owned.purpose.startswith("case:") and await self._flooded(
+                tx, room_id, event
+            ):
                 return
             if owned.purpose.startswith("case:"):
                 await self._curhat(tx, int(owned.purpose[5:]), room_id, event)
@@ -86,6 +95,15 @@ class Handlers:
                 await self._duty(tx, owned.purpose[5:], room_id, event)
             elif owned.purpose == SUPERVISORS_PURPOSE:
                 await self._supervisors(tx, room_id, event)
+
+    async def _flooded(self, tx: Tx, room_id: str, event: Event) -> bool:
+        """True if this message is part of a flood the bot no longer answers."""
+        if not isinstance(event, RoomMessageText | ReactionEvent):
+            return False
+        verdict = self.flood.check(room_id, event.sender, event.server_timestamp)
+        if verdict is Verdict.WARN:
+            await self.rt.say(tx, room_id, self.rt.text("flood.slow_down"))
+        return verdict is not Verdict.ANSWER
 
     # -- a warga's direct chat -------------------------------------------------------
 

@@ -7,15 +7,19 @@ limit.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from sobat_matrix.cli import EXIT_UNAVAILABLE
+from sobat_matrix.cli import EXIT_STORE, EXIT_UNAVAILABLE
 from sobat_matrix.devserver import DevServer, free_port
+
+from .botkit import make_world
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,3 +63,22 @@ def test_wrong_password_exits_69(synapse: DevServer, tmp_path: Path) -> None:
 
     assert result.returncode == EXIT_UNAVAILABLE
     assert "login failed: 403" in result.stderr
+
+
+@pytest.mark.integration
+async def test_lost_e2ee_store_refuses_to_run_half_working(
+    synapse: DevServer, tmp_path: Path
+) -> None:
+    """A kept session whose keys are gone: refuse loudly, say how to fix it."""
+    world = await make_world(synapse, tmp_path)
+    try:
+        await world.start_bot()
+        await world.stop_bot()
+        shutil.rmtree(world.stage.state_dir / "bot-data" / "e2ee")
+
+        result = await asyncio.to_thread(run, world.stage.config_path)
+    finally:
+        await world.close()
+
+    assert result.returncode == EXIT_STORE
+    assert "E2EE store" in result.stderr and "session.json" in result.stderr

@@ -50,6 +50,7 @@ _TOP_KEYS = (
     "access",
     "logging",
     "metrics",
+    "privacy",
 )
 _REQUIRED = ("homeserver", "bot", "data_dir", "policy")
 _TIME_OF_DAY = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
@@ -122,6 +123,13 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    """How long the link between a warga and a closed curhat is kept."""
+
+    forget_after_days: int = 30
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     """Prometheus metrics on 127.0.0.1:port; no port, no endpoint."""
 
@@ -144,6 +152,7 @@ class Config:
     access: AccessConfig
     logging: LogConfig
     metrics: MetricsConfig = MetricsConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
 
     @property
     def server_name(self) -> str:
@@ -224,6 +233,7 @@ class _ConfigReader:
         access = self._section(root, "access", self._access)
         log = self._section(root, "logging", self._logging)
         metrics = self._section(root, "metrics", self._metrics)
+        privacy = self._section(root, "privacy", self._privacy)
 
         if bot is not None and supervisors and bot.user_id in supervisors:
             self.problems.add(
@@ -239,6 +249,7 @@ class _ConfigReader:
         assert language is not None and timezone is not None
         assert supervisors is not None and statistics is not None
         assert access is not None and log is not None and metrics is not None
+        assert privacy is not None
         return Config(
             source=self.path,
             homeserver=homeserver,
@@ -252,6 +263,7 @@ class _ConfigReader:
             access=access,
             logging=log,
             metrics=metrics,
+            privacy=privacy,
         )
 
     def _key(
@@ -448,6 +460,14 @@ class _ConfigReader:
         if isinstance(node.value, bool):
             return "yes" if node.value else "no"
         return self.problems.choice(node, ADMIN_JOIN_MODES)
+
+    def _privacy(self, node: Node) -> PrivacyConfig | None:
+        if self.problems.mapping(node, ("forget_after_days",)) is None:
+            return None
+        if not node.has("forget_after_days"):
+            return PrivacyConfig()
+        days = self.problems.integer(node.child("forget_after_days"), minimum=1)
+        return None if days is None else PrivacyConfig(days)
 
     def _metrics(self, node: Node) -> MetricsConfig | None:
         if self.problems.mapping(node, ("port",)) is None:

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import aiohttp
 from nio import Event, InviteMemberEvent, MegolmEvent, SyncResponse
 
-from . import outbox, statsjob
+from . import outbox, retention, statsjob
 from .config import Config
 from .crosssign import RECOVERY_ENV, CrossSigner
 from .curhat import Reconciler
@@ -142,6 +142,9 @@ class Service:
         self.tasks.spawn("outbox", outbox.run(rt))
         self.tasks.spawn(
             "daily statistics", statsjob.run_daily(rt, config.statistics.daily_at)
+        )
+        self.tasks.spawn(
+            "retention", retention.run(store, config.privacy.forget_after_days)
         )
         rt.wake_reconciler.set()
         self.ready.set()

@@ -113,6 +113,7 @@ OPEN_STATUSES = ("waiting", "accepted", "active", "closing")
 # What a warga still has going on; a curhat being closed no longer counts.
 WARGA_OPEN_STATUSES = ("waiting", "accepted", "active")
 BUSY_STATUSES = ("accepted", "active", "closing")
+FINAL_STATUSES = ("closed", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -481,6 +482,26 @@ class Tx:
         await self._run(
             "UPDATE offers SET event_id = ? WHERE id = ?", (event_id, offer_id)
         )
+
+    # -- forgetting ------------------------------------------------------------------
+
+    async def forget_before(self, closed_before: float) -> int:
+        """Cut the link between warga and curhats that ended before the cut-off.
+
+        What stays is what the figures need: category, times, rating, counts.
+        Returns how many curhats were cut loose.
+        """
+        marks = ",".join("?" * len(FINAL_STATUSES))
+        async with self._db.execute(
+            f"UPDATE cases SET warga = NULL, dm_room = NULL"
+            f" WHERE status IN ({marks}) AND closed_at < ? AND warga IS NOT NULL",
+            (*FINAL_STATUSES, closed_before),
+        ) as cur:
+            forgotten = cur.rowcount
+        await self._run(
+            "DELETE FROM handled_events WHERE handled_at < ?", (closed_before,)
+        )
+        return forgotten
 
     # -- events waiting for keys -------------------------------------------------
 

@@ -29,7 +29,7 @@ supervisors: ["@pengawas:kota.test"]
 
 TOP_KEYS = (
     "homeserver, bot, data_dir, policy, language, timezone, supervisors, "
-    "statistics, access, logging, metrics"
+    "statistics, access, logging, metrics, privacy"
 )
 PLACEHOLDER = "is still a placeholder (CHANGE_ME); set the bot's real password"
 

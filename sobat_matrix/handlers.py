@@ -246,7 +246,7 @@ class Handlers:
         rt = self.rt
         command = parse_command(body)
         cancel = (command is not None and command.name == "batal") or (
-            intake_steps.normalise(body) in self.intake._words("queue.cancel_words")
+            intake_steps.normalise(body) in self.intake.words("queue.cancel_words")
         )
         if cancel and case.status == "waiting":
             await tx.update_case(
@@ -273,12 +273,12 @@ class Handlers:
 
     async def _on_rating(self, tx: Tx, chat: DirectChat, body: str) -> None:
         said = intake_steps.normalise(body)
-        number_words = self.intake._words("rating.number_words")
+        number_words = self.intake.words("rating.number_words")
         if said.isdecimal() and 1 <= int(said) <= 5:
             await self._rate(tx, chat, int(said))
         elif said in number_words:
             await self._rate(tx, chat, number_words.index(said) + 1)
-        elif said in self.intake._words("rating.skip_words"):
+        elif said in self.intake.words("rating.skip_words"):
             await tx.update_direct_chat(chat.room_id, step="idle", rating_case=None)
             await self.rt.say(tx, chat.room_id, self.rt.text("rating.skipped"))
         else:

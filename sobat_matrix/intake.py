@@ -71,14 +71,15 @@ class Intake:
 
     # -- menus ---------------------------------------------------------------------
 
-    def _words(self, key: str) -> tuple[str, ...]:
+    def words(self, key: str) -> tuple[str, ...]:
+        """A catalog list of words (comma-separated), each normalised."""
         return tuple(normalise(w) for w in self.t(key).split(",") if normalise(w))
 
     def consent_options(self) -> list[Option]:
         yes, no = self.t("intake.consent_yes"), self.t("intake.consent_no")
         return [
-            Option("yes", yes, (normalise(yes), *self._words("intake.yes_words"))),
-            Option("no", no, (normalise(no), *self._words("intake.no_words"))),
+            Option("yes", yes, (normalise(yes), *self.words("intake.yes_words"))),
+            Option("no", no, (normalise(no), *self.words("intake.no_words"))),
         ]
 
     def category_options(self) -> list[Option]:
@@ -104,7 +105,7 @@ class Intake:
             words.update(normalise(str(v)) for v in labels.values())
             options.append(Option(type_key, label, tuple(sorted(words))))
         options.append(
-            Option(ANY, self.t("intake.any"), self._words("intake.any_words"))
+            Option(ANY, self.t("intake.any"), self.words("intake.any_words"))
         )
         return options
 
@@ -127,7 +128,7 @@ class Intake:
             label = self.t(f"intake.gender_{gender.replace('-', '_')}")
             options.append(Option(gender, label, (normalise(gender), normalise(label))))
         options.append(
-            Option(ANY, self.t("intake.any"), self._words("intake.any_words"))
+            Option(ANY, self.t("intake.any"), self.words("intake.any_words"))
         )
         return options
 
@@ -162,7 +163,7 @@ class Intake:
         tokens = said.split()
         if not tokens or len(tokens) > MAX_LOOSE_WORDS:
             return None
-        if set(tokens) & set(self._words("intake.negation_words")):
+        if set(tokens) & set(self.words("intake.negation_words")):
             return None
 
         # An option whose name stands whole in the answer ("keluarga saya")...
@@ -177,7 +178,7 @@ class Intake:
 
         # ...or an answer whose every telling word is in one option's name
         # ("ketahanan keluarga", "konselor keluarga aja").
-        telling = set(tokens) - set(self._words("intake.filler_words"))
+        telling = set(tokens) - set(self.words("intake.filler_words"))
         if not telling:
             return None
         within = [

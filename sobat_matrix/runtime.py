@@ -11,7 +11,7 @@ from .config import Config
 from .i18n import Catalog
 from .matrix import Matrix
 from .policy import Policy, localized
-from .store import Tx
+from .store import Store, Tx
 
 
 @dataclass
@@ -19,7 +19,7 @@ class Runtime:
     config: Config
     policy: Policy
     catalog: Catalog
-    store: Any
+    store: Store
     matrix: Matrix
     admin_join: bool = False
     room_version: str = "12"

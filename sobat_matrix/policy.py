@@ -34,8 +34,8 @@ Format::
       keluarga:                  # key: lowercase letters, digits and _
         label: {id: Keluarga, en: Family}    # string or language mapping
         description: {id: "...", en: "..."}  # optional, same shape
-        ask: [type, gender]      # optional, default []; asked at intake
-        route:                   # required, non-empty list of steps, tried in order
+        ask: [type, gender]      # optional, default []; also religion; asked at intake
+        route:                   # a non-empty list of steps, tried in order
           - types: [psikolog]                # eligible types
             skills: [kdrt]                   # ... who have one of these skills
             order: least_loaded              # optional, the default
@@ -43,6 +43,24 @@ Format::
           - counsellors: ["@rina:sukabumi.test"]   # named counsellors
             pools: [piket]                   # ... or members of these pools
             timeout: 5m
+      pengaduan:                 # a referral instead of a route: no counsellor,
+        label: Pengaduan         # the warga is sent elsewhere; no ask
+        referral:
+          link: "https://super.example.go.id"   # https:// or http://
+          message: {id: "...", en: "..."}       # label shape
+    emergency_contacts:          # optional, non-empty list of labels
+      - {id: "112 (darurat)", en: "112 (emergency)"}
+    out_of_hours: {id: "...", en: "..."}   # optional; shown to a warga out of hours
+    urgent:                      # optional; curhats whose words signal danger
+      words: ["bunuh diri"]      # required, non-empty; phrases, matched loosely
+      on_call: ["@rina:sukabumi.test"]   # counsellors offered an urgent curhat
+      on_call_pools: [piket]     # ... and members of these pools; one is required
+      parallel: 2                # optional, default 1; offered at once
+      timeout: 3m                # optional, default 3m; how long they wait
+    queue:                       # optional; the waiting line
+      max_waiting: 30            # optional, default no limit; at least 1
+      estimate_per_place: 10m    # optional, default 10m; wait told per place
+      notify_step: 2             # optional, default 2; tell again every n places
 
 A step filters counsellors by ``types``, ``skills``, ``languages`` and ``genders``
 (a counsellor must match one value of each filter given) and by who they are:
@@ -53,6 +71,12 @@ offer), ``priority`` (the named order: ``counsellors``, then ``pools``, then fil
 order) or ``previous`` (the counsellor this warga had before, else least loaded);
 ties go to file order. There is no ``fallback`` key: when a step has nobody
 available, the next step is the fallback, so a route reads top to bottom.
+
+``ask`` may hold ``type``, ``gender`` and ``religion``; the route must reach
+counsellors with at least two different answers to each, or the question would be
+a formality. A ``referral`` category opens no curhat: it has no route and asks
+nothing. Urgent ``words`` are looked for as :mod:`sobat_matrix.urgent` folds them,
+and each needs a letter or digit left after folding.
 
 Weekly schedules name days ``mon`` to ``sun``; a range whose end is not after its
 start runs past midnight (``"22:00-02:00"``) and ``24:00`` ends a day. A schedule
@@ -74,6 +98,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from sobat_matrix.urgent import fold
 from sobat_matrix.yamlsrc import (
     KEY_NAME,
     Node,
@@ -86,7 +111,7 @@ logger = logging.getLogger(__name__)
 
 REFERENCE_LANGUAGE = "id"
 GENDERS = ("perempuan", "laki-laki")
-PREFERENCES = ("type", "gender")
+PREFERENCES = ("type", "gender", "religion")
 ORDERS = ("least_loaded", "round_robin", "priority", "previous")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_LANGUAGES = ("id",)
@@ -109,7 +134,19 @@ _TOP_KEYS = (
     "timezone",
     "service_hours",
     "holidays",
+    "emergency_contacts",
+    "out_of_hours",
+    "urgent",
+    "queue",
 )
+_CATEGORY_KEYS = ("label", "description", "ask", "route", "referral")
+_REFERRAL_KEYS = ("link", "message")
+_URGENT_KEYS = ("words", "on_call", "on_call_pools", "parallel", "timeout")
+_QUEUE_KEYS = ("max_waiting", "estimate_per_place", "notify_step")
+_LINK = re.compile(r"https?://\S+")
+DEFAULT_URGENT_TIMEOUT_S = 180.0
+DEFAULT_ESTIMATE_PER_PLACE_S = 600.0
+DEFAULT_NOTIFY_STEP = 2
 _COUNSELLOR_KEYS = (
     "id",
     "name",
@@ -297,8 +334,27 @@ def _overlap(wanted: Sequence[str], have: Sequence[str]) -> bool:
 
 
 @dataclass(frozen=True)
+class Referral:
+    """Where a referral category sends the warga instead of to a counsellor.
+
+    Some topics belong to another service of the city (complaints go to its own
+    channel); the bot tells the warga where, and no curhat is opened.
+    """
+
+    link: str
+    messages: Mapping[str, str]
+
+    def message(self, lang: str) -> str:
+        return localized(self.messages, lang)
+
+
+@dataclass(frozen=True)
 class Category:
-    """A topic a warga picks at intake, and the route its offers follow."""
+    """A topic a warga picks at intake, and the route its offers follow.
+
+    A referral category has a ``referral`` and an empty ``route``: nobody is ever
+    offered it, and it asks no preference.
+    """
 
     key: str
     labels: Mapping[str, str]
@@ -306,6 +362,8 @@ class Category:
     ask_type: bool
     ask_gender: bool
     route: tuple[RouteStep, ...]
+    ask_religion: bool = False
+    referral: Referral | None = None
 
     def label(self, lang: str) -> str:
         return localized(self.labels, lang)
@@ -315,7 +373,40 @@ class Category:
         return localized(self.descriptions, lang) if self.descriptions else None
 
 
+@dataclass(frozen=True)
+class Urgent:
+    """How a curhat whose words signal danger skips the line.
+
+    ``on_call`` holds user IDs, pools already expanded, in written order, without
+    repeats; ``parallel`` of them are offered the curhat at once, and each offer
+    waits ``timeout_s``.
+    """
+
+    words: tuple[str, ...]
+    on_call: tuple[str, ...]
+    parallel: int = 1
+    timeout_s: float = DEFAULT_URGENT_TIMEOUT_S
+
+
+@dataclass(frozen=True)
+class QueueRules:
+    """The waiting line: how long it may grow and what warga are told while in it.
+
+    ``max_waiting`` ``None`` means no limit. A warga is told the wait as their
+    place times ``estimate_per_place_s``, again each time they move up
+    ``notify_step`` places.
+    """
+
+    max_waiting: int | None = None
+    estimate_per_place_s: float = DEFAULT_ESTIMATE_PER_PLACE_S
+    notify_step: int = DEFAULT_NOTIFY_STEP
+
+
 def _no_pools() -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType({})
+
+
+def _no_texts() -> Mapping[str, str]:
     return MappingProxyType({})
 
 
@@ -326,6 +417,8 @@ class Policy:
     Compared and hashed by identity, so it can key a cache; a reloaded policy is a
     new object even if the file did not change. ``service_hours`` ``None`` means
     always open; ``holidays`` are days on the policy's ``timezone``.
+    ``emergency_contacts`` are labels, one line each; ``out_of_hours`` is empty
+    when the city wrote nothing to add out of hours.
     """
 
     source: Path
@@ -336,6 +429,10 @@ class Policy:
     timezone: ZoneInfo = DEFAULT_TIMEZONE
     service_hours: WeeklyHours | None = None
     holidays: tuple[DateRange, ...] = ()
+    emergency_contacts: tuple[Mapping[str, str], ...] = ()
+    out_of_hours: Mapping[str, str] = field(default_factory=_no_texts)
+    urgent: Urgent | None = None
+    queue: QueueRules = QueueRules()
     _by_id: dict[str, Counsellor] = field(init=False, repr=False)
     _by_key: dict[str, Category] = field(init=False, repr=False)
     _step_pools: dict[RouteStep, tuple[Counsellor, ...]] = field(init=False, repr=False)
@@ -381,6 +478,10 @@ class Policy:
 
     def category(self, key: str) -> Category | None:
         return self._by_key.get(key)
+
+    def emergency_lines(self, lang: str) -> list[str]:
+        """The emergency contacts in ``lang``, one line each, in written order."""
+        return [localized(contact, lang) for contact in self.emergency_contacts]
 
     def type_label(self, type_key: str, lang: str) -> str:
         """The name of a counsellor type in ``lang``, falling back to ``id``."""
@@ -513,12 +614,20 @@ class _PolicyReader:
         categories = None
         if root.has("categories"):
             categories = self._categories(root.child("categories"))
+        no_contacts: tuple[Mapping[str, str], ...] = ()
+        contacts = self._optional(
+            root, "emergency_contacts", self._contacts, no_contacts
+        )
+        out_of_hours = self._optional(root, "out_of_hours", self._labels, _no_texts())
+        urgent = self._optional(root, "urgent", self._urgent, None)
+        queue = self._optional(root, "queue", self._queue, QueueRules())
 
         if len(self.problems) != before:
             return None
         assert self.types is not None and self.counsellors is not None
         assert self.pools is not None and categories is not None
-        assert holidays is not None
+        assert holidays is not None and contacts is not None
+        assert out_of_hours is not None and queue is not None
         return Policy(
             source=path,
             counsellor_types=MappingProxyType(self.types),
@@ -528,6 +637,10 @@ class _PolicyReader:
             timezone=self.timezone,
             service_hours=service_hours,
             holidays=holidays,
+            emergency_contacts=contacts,
+            out_of_hours=out_of_hours,
+            urgent=urgent,
+            queue=queue,
         )
 
     def _optional(
@@ -575,6 +688,87 @@ class _PolicyReader:
             )
             ok = False
         return MappingProxyType(texts) if ok else None
+
+    def _contacts(self, node: Node) -> tuple[Mapping[str, str], ...] | None:
+        """Emergency contacts: a non-empty list of labels, one line each."""
+        if self.problems.sequence(node, non_empty=True) is None:
+            return None
+
+        contacts = [self._labels(item) for item in node.elements()]
+        if any(contact is None for contact in contacts):
+            return None
+        return tuple(contact for contact in contacts if contact is not None)
+
+    def _urgent(self, node: Node) -> Urgent | None:
+        """The urgent section: words to notice, and who answers at once."""
+        before = len(self.problems)
+        if self.problems.mapping(node, _URGENT_KEYS, required=("words",)) is None:
+            return None
+
+        if not node.has("on_call") and not node.has("on_call_pools"):
+            self.problems.add_at(
+                node.anchor_line,
+                node,
+                "give on_call or on_call_pools: the counsellors who answer an "
+                "urgent curhat",
+            )
+        optional = self._optional
+        words = optional(node, "words", self._words, None)
+        named = optional(node, "on_call", self._named_list, _NO_NAMES)
+        pools = optional(node, "on_call_pools", self._pool_refs, _NO_NAMES)
+        parallel = optional(node, "parallel", self._count, 1)
+        timeout_s = optional(
+            node, "timeout", self.problems.duration, DEFAULT_URGENT_TIMEOUT_S
+        )
+
+        if len(self.problems) != before:
+            return None
+        assert words is not None and named is not None and pools is not None
+        assert parallel is not None and timeout_s is not None
+        # A pool whose members were wrong was reported already; None means unknown.
+        members = [*named]
+        for pool in pools:
+            members.extend((self.pools or {}).get(pool, ()))
+        on_call = tuple(dict.fromkeys(members))
+        return Urgent(words, on_call, parallel, timeout_s)
+
+    def _words(self, node: Node) -> tuple[str, ...] | None:
+        return _values(
+            self.problems.string_list(node, non_empty=True, check=self._word)
+        )
+
+    def _word(self, node: Node) -> str | None:
+        """An urgent phrase; it must keep some letters once spelling is folded."""
+        phrase = self.problems.string(node)
+        if phrase is None or fold(phrase):
+            return phrase
+        self.problems.add(node, f'"{phrase}" has no letters or digits to look for')
+        return None
+
+    def _count(self, node: Node) -> int | None:
+        return self.problems.integer(node, minimum=1)
+
+    def _queue(self, node: Node) -> QueueRules | None:
+        """The waiting line's limit and what warga are told while they wait."""
+        before = len(self.problems)
+        if self.problems.mapping(node, _QUEUE_KEYS) is None:
+            return None
+
+        problems = self.problems
+        optional = self._optional
+        max_waiting = optional(node, "max_waiting", self._count, None)
+        estimate_s = optional(
+            node,
+            "estimate_per_place",
+            problems.duration,
+            DEFAULT_ESTIMATE_PER_PLACE_S,
+        )
+        notify_step = optional(node, "notify_step", self._count, DEFAULT_NOTIFY_STEP)
+
+        if len(self.problems) != before:
+            return None
+        assert estimate_s is not None and notify_step is not None
+        return QueueRules(max_waiting, estimate_s, notify_step)
 
     def _types(self, node: Node) -> dict[str, Mapping[str, str]] | None:
         entries = self.problems.entries(node)
@@ -781,10 +975,15 @@ class _PolicyReader:
         return [c for c in categories if c is not None]
 
     def _category(self, key: str, node: Node) -> Category | None:
-        keys = ("label", "description", "ask", "route")
         before = len(self.problems)
-        if self.problems.mapping(node, keys, required=("label", "route")) is None:
+        if self.problems.mapping(node, _CATEGORY_KEYS, required=("label",)) is None:
             return None
+        if node.has("referral"):
+            return self._referral_category(key, node)
+        if not node.has("route"):
+            self.problems.add_at(
+                node.anchor_line, node, "needs a route or a referral; give one"
+            )
 
         labels = self._labels(node.child("label")) if node.has("label") else None
         descriptions: Mapping[str, str] | None = MappingProxyType({})
@@ -812,6 +1011,57 @@ class _PolicyReader:
             ask_type="type" in asks,
             ask_gender="gender" in asks,
             route=tuple(route),
+            ask_religion="religion" in asks,
+        )
+
+    def _referral_category(self, key: str, node: Node) -> Category | None:
+        """A category that sends the warga to another service: no route, no ask."""
+        before = len(self.problems)
+        if node.has("route"):
+            self.problems.add_at(
+                node.anchor_line,
+                node,
+                "has both a route and a referral; give only one",
+            )
+        if node.has("ask"):
+            self.problems.add(
+                node.child("ask"), "a referral category cannot ask for a preference"
+            )
+        labels = self._labels(node.child("label"))
+        descriptions: Mapping[str, str] | None = MappingProxyType({})
+        if node.has("description"):
+            descriptions = self._labels(node.child("description"))
+        referral = self._referral(node.child("referral"))
+
+        if len(self.problems) != before:
+            return None
+        assert labels is not None and descriptions is not None
+        return Category(
+            key=key,
+            labels=labels,
+            descriptions=descriptions,
+            ask_type=False,
+            ask_gender=False,
+            route=(),
+            referral=referral,
+        )
+
+    def _referral(self, node: Node) -> Referral | None:
+        required = _REFERRAL_KEYS
+        if self.problems.mapping(node, _REFERRAL_KEYS, required=required) is None:
+            return None
+
+        link = self._link(node.child("link")) if node.has("link") else None
+        messages = None
+        if node.has("message"):
+            messages = self._labels(node.child("message"))
+        if link is None or messages is None:
+            return None
+        return Referral(link, messages)
+
+    def _link(self, node: Node) -> str | None:
+        return self.problems.matching(
+            node, _LINK, 'a link starting with "https://" or "http://"'
         )
 
     def _check_asks(
@@ -824,6 +1074,7 @@ class _PolicyReader:
         reachable = _reachable(self.counsellors, route, self.pools)
         offered_types = {t for c in reachable for t in c.types}
         offered_genders = {c.gender for c in reachable}
+        offered_religions = {c.religion for c in reachable if c.religion is not None}
         if "type" in asks and len(offered_types) < 2:
             self.problems.add(
                 node, "asks for a type preference but its route offers only one type"
@@ -832,6 +1083,12 @@ class _PolicyReader:
             self.problems.add(
                 node,
                 "asks for a gender preference but its route offers only one gender",
+            )
+        if "religion" in asks and len(offered_religions) < 2:
+            self.problems.add(
+                node,
+                "asks for a religion preference but its route offers fewer than "
+                "two religions",
             )
 
     def _route(self, node: Node) -> list[RouteStep] | None:

@@ -13,7 +13,10 @@ from sobat_matrix.errors import ConfigError
 from sobat_matrix.policy import (
     DEFAULT_TIMEZONE,
     Counsellor,
+    QueueRules,
+    Referral,
     RouteStep,
+    Urgent,
     WeeklyHours,
     load_policy,
     minute_of_week,
@@ -139,6 +142,23 @@ def test_sample_policy_loads() -> None:
         assert category.label("id") and category.label("en")
         assert category.description("id") and category.description("en")
         assert all(step.timeout_s >= 60 for step in category.route)
+
+
+def test_sample_policy_has_urgent_words_a_queue_and_emergency_contacts() -> None:
+    policy = load_policy(SAMPLE)
+
+    assert policy.urgent is not None
+    assert "bunuh diri" in policy.urgent.words and "suicide" in policy.urgent.words
+    assert policy.urgent.on_call == (
+        "@rina:sukabumi.test",
+        "@siti:sukabumi.test",
+        "@ahmad:sukabumi.test",
+    )
+    assert (policy.urgent.parallel, policy.urgent.timeout_s) == (2, 180.0)
+    assert policy.queue == QueueRules(30, 600.0, 2)
+    assert len(policy.emergency_lines("en")) == 3
+    assert any("112" in line for line in policy.emergency_lines("id"))
+    assert policy.out_of_hours["id"] and policy.out_of_hours["en"]
 
 
 def test_sample_policy_shows_hours_holidays_and_skills() -> None:
@@ -362,7 +382,8 @@ def test_counsellor_on_duty(when: datetime, on_duty: bool) -> None:
             [
                 "p.yaml:24: unknown key 'extra' (expected one of: "
                 "counsellor_types, counsellors, categories, pools, timezone, "
-                "service_hours, holidays)"
+                "service_hours, holidays, emergency_contacts, out_of_hours, urgent, "
+                "queue)"
             ],
             id="unknown-top-key",
         ),
@@ -394,7 +415,7 @@ def test_counsellor_on_duty(when: datetime, on_duty: bool) -> None:
             "    ask: [type, gender]\n    colour: blue",
             [
                 "p.yaml:19: categories.keluarga: unknown key 'colour' (expected one "
-                "of: label, description, ask, route)"
+                "of: label, description, ask, route, referral)"
             ],
             id="unknown-category-key",
         ),
@@ -573,7 +594,7 @@ def test_counsellor_on_duty(when: datetime, on_duty: bool) -> None:
             "    ask: [type, umur]",
             [
                 "p.yaml:18: categories.keluarga.ask[1]: expected one of: type, "
-                'gender; got "umur"'
+                'gender, religion; got "umur"'
             ],
             id="ask-unknown",
         ),
@@ -960,3 +981,318 @@ def test_missing_file(tmp_path: Path) -> None:
     assert str(caught.value) == (
         f"{tmp_path}/nope.yaml: cannot read: No such file or directory"
     )
+
+
+# A referral category added after keluarga, from line 24.
+REFERRAL = """\
+  pengaduan:
+    label: {id: Pengaduan, en: Complaints}
+    referral:
+      link: "https://super.kota.test/lapor"
+      message: {id: Lewat SUPER., en: Through SUPER.}
+"""
+SECTIONS = """\
+emergency_contacts:
+  - {id: "Darurat: 112", en: "Emergency: 112"}
+  - SAPA 129
+out_of_hours: {id: Hubungi 112 jika darurat., en: Call 112 in an emergency.}
+urgent:
+  words: [bunuh diri, ingin mati]
+  on_call: ["@budi:kota.test"]
+  on_call_pools: [piket]
+  parallel: 2
+  timeout: 90s
+queue: {max_waiting: 30, estimate_per_place: 5m, notify_step: 3}
+pools: {piket: ["@rina:kota.test", "@budi:kota.test"]}
+"""
+
+
+def test_referral_urgent_queue_and_emergency_contacts_load(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, BASE + REFERRAL + SECTIONS))
+
+    pengaduan = policy.category("pengaduan")
+    assert pengaduan is not None
+    assert pengaduan.route == ()
+    assert pengaduan.referral == Referral(
+        "https://super.kota.test/lapor", {"id": "Lewat SUPER.", "en": "Through SUPER."}
+    )
+    assert pengaduan.referral.message("en") == "Through SUPER."
+    assert pengaduan.referral.message("su") == "Lewat SUPER."
+    assert not (pengaduan.ask_type or pengaduan.ask_gender or pengaduan.ask_religion)
+    assert policy.reachable(pengaduan) == ()
+    assert policy.emergency_lines("en") == ["Emergency: 112", "SAPA 129"]
+    assert policy.emergency_lines("id") == ["Darurat: 112", "SAPA 129"]
+    assert policy.out_of_hours == {
+        "id": "Hubungi 112 jika darurat.",
+        "en": "Call 112 in an emergency.",
+    }
+    # Pools expanded after the named, in written order, each person once.
+    assert policy.urgent == Urgent(
+        ("bunuh diri", "ingin mati"),
+        ("@budi:kota.test", "@rina:kota.test"),
+        parallel=2,
+        timeout_s=90.0,
+    )
+    assert policy.queue == QueueRules(30, 300.0, 3)
+
+
+def test_new_sections_are_optional(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, BASE))
+
+    assert policy.emergency_contacts == ()
+    assert policy.emergency_lines("id") == []
+    assert policy.out_of_hours == {}
+    assert policy.urgent is None
+    assert policy.queue == QueueRules(None, 600.0, 2)
+    assert policy.categories[0].referral is None
+
+
+def test_urgent_defaults(tmp_path: Path) -> None:
+    text = BASE + 'urgent: {words: [bunuh diri], on_call: ["@rina:kota.test"]}\n'
+
+    policy = load_policy(write(tmp_path, text))
+
+    assert policy.urgent == Urgent(("bunuh diri",), ("@rina:kota.test",), 1, 180.0)
+
+
+def test_ask_religion_with_two_religions(tmp_path: Path) -> None:
+    text = (
+        edit(*budi("    religion: islam\n"))
+        .replace(
+            "    gender: perempuan\n", "    gender: perempuan\n    religion: kristen\n"
+        )
+        .replace("    ask: [type, gender]", "    ask: [type, gender, religion]")
+    )
+
+    policy = load_policy(write(tmp_path, text))
+
+    keluarga = policy.categories[0]
+    assert keluarga.ask_religion and keluarga.ask_type and keluarga.ask_gender
+
+
+LINK = 'expected a link starting with "https://" or "http://", got'
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        pytest.param(
+            at_end(REFERRAL.replace('"https://super.kota.test/lapor"', "super.test")),
+            [f'p.yaml:27: categories.pengaduan.referral.link: {LINK} "super.test"'],
+            id="referral-link-without-scheme",
+        ),
+        pytest.param(
+            at_end(REFERRAL.replace("https://super", "ftp://super")),
+            [
+                "p.yaml:27: categories.pengaduan.referral.link: "
+                f'{LINK} "ftp://super.kota.test/lapor"'
+            ],
+            id="referral-link-ftp",
+        ),
+        pytest.param(
+            at_end(
+                REFERRAL.replace(
+                    "      message: {id: Lewat SUPER., en: Through SUPER.}\n", ""
+                )
+            ),
+            [
+                "p.yaml:26: categories.pengaduan.referral: missing required key "
+                "'message'"
+            ],
+            id="referral-without-message",
+        ),
+        pytest.param(
+            at_end(REFERRAL.replace("{id: Lewat SUPER., en", "{en")),
+            [
+                "p.yaml:28: categories.pengaduan.referral.message: missing the 'id' "
+                "(Bahasa Indonesia) text"
+            ],
+            id="referral-message-without-id",
+        ),
+        pytest.param(
+            at_end(REFERRAL + "      phone: 129\n"),
+            [
+                "p.yaml:29: categories.pengaduan.referral: unknown key 'phone' "
+                "(expected one of: link, message)"
+            ],
+            id="referral-unknown-key",
+        ),
+        pytest.param(
+            at_end(
+                REFERRAL
+                + "    route:\n      - types: [psikolog]\n        timeout: 5m\n"
+            ),
+            [
+                "p.yaml:24: categories.pengaduan: has both a route and a referral; "
+                "give only one"
+            ],
+            id="referral-and-route",
+        ),
+        pytest.param(
+            at_end(REFERRAL + "    ask: [gender]\n"),
+            [
+                "p.yaml:29: categories.pengaduan.ask: a referral category cannot ask "
+                "for a preference"
+            ],
+            id="referral-with-ask",
+        ),
+        pytest.param(
+            at_end("  pengaduan:\n    label: Pengaduan\n"),
+            ["p.yaml:24: categories.pengaduan: needs a route or a referral; give one"],
+            id="neither-route-nor-referral",
+        ),
+        pytest.param(
+            at_end("emergency_contacts: []\n"),
+            ["p.yaml:24: emergency_contacts: must not be empty"],
+            id="emergency-contacts-empty",
+        ),
+        pytest.param(
+            at_end("emergency_contacts: 112\n"),
+            ["p.yaml:24: emergency_contacts: expected a list, got a number"],
+            id="emergency-contacts-number",
+        ),
+        pytest.param(
+            at_end("emergency_contacts:\n  - {en: 'Emergency: 112'}\n"),
+            [
+                "p.yaml:25: emergency_contacts[0]: missing the 'id' (Bahasa "
+                "Indonesia) text"
+            ],
+            id="emergency-contact-without-id",
+        ),
+        pytest.param(
+            at_end("out_of_hours: [Hubungi 112]\n"),
+            [
+                "p.yaml:24: out_of_hours: expected a string or a mapping of language "
+                "to text, got a list"
+            ],
+            id="out-of-hours-list",
+        ),
+        pytest.param(
+            at_end('urgent: {on_call: ["@rina:kota.test"]}\n'),
+            ["p.yaml:24: urgent: missing required key 'words'"],
+            id="urgent-without-words",
+        ),
+        pytest.param(
+            at_end('urgent: {words: [], on_call: ["@rina:kota.test"]}\n'),
+            ["p.yaml:24: urgent.words: must not be empty"],
+            id="urgent-words-empty",
+        ),
+        pytest.param(
+            at_end('urgent: {words: [mati, " "], on_call: ["@rina:kota.test"]}\n'),
+            ["p.yaml:24: urgent.words[1]: must not be empty"],
+            id="urgent-word-blank",
+        ),
+        pytest.param(
+            at_end('urgent: {words: ["!!!"], on_call: ["@rina:kota.test"]}\n'),
+            ['p.yaml:24: urgent.words[0]: "!!!" has no letters or digits to look for'],
+            id="urgent-word-without-letters",
+        ),
+        pytest.param(
+            at_end('urgent: {words: [mati, mati], on_call: ["@rina:kota.test"]}\n'),
+            ['p.yaml:24: urgent.words[1]: "mati" is listed twice'],
+            id="urgent-word-twice",
+        ),
+        pytest.param(
+            at_end("urgent: {words: [mati]}\n"),
+            [
+                "p.yaml:24: urgent: give on_call or on_call_pools: the counsellors "
+                "who answer an urgent curhat"
+            ],
+            id="urgent-without-on-call",
+        ),
+        pytest.param(
+            at_end('urgent:\n  words: [mati]\n  on_call: ["@joko:kota.test"]\n'),
+            ['p.yaml:26: urgent.on_call[0]: "@joko:kota.test" is not in counsellors'],
+            id="urgent-on-call-stranger",
+        ),
+        pytest.param(
+            at_end("urgent:\n  words: [mati]\n  on_call_pools: [piket]\n"),
+            [
+                'p.yaml:26: urgent.on_call_pools[0]: unknown pool "piket" (the '
+                "policy has no pools)"
+            ],
+            id="urgent-unknown-pool",
+        ),
+        pytest.param(
+            at_end(
+                'urgent:\n  words: [mati]\n  on_call: ["@rina:kota.test"]\n'
+                "  parallel: 0\n"
+            ),
+            ["p.yaml:27: urgent.parallel: must be at least 1, got 0"],
+            id="urgent-parallel-zero",
+        ),
+        pytest.param(
+            at_end(
+                'urgent:\n  words: [mati]\n  on_call: ["@rina:kota.test"]\n'
+                "  timeout: tiga menit\n"
+            ),
+            [f'p.yaml:27: urgent.timeout: {DURATION} "tiga menit"'],
+            id="urgent-timeout-words",
+        ),
+        pytest.param(
+            at_end(
+                'urgent:\n  words: [mati]\n  on_call: ["@rina:kota.test"]\n'
+                "  paralel: 2\n"
+            ),
+            [
+                "p.yaml:27: urgent: unknown key 'paralel' (expected one of: words, "
+                "on_call, on_call_pools, parallel, timeout)"
+            ],
+            id="urgent-unknown-key",
+        ),
+        pytest.param(
+            at_end("queue: {max_waiting: 0}\n"),
+            ["p.yaml:24: queue.max_waiting: must be at least 1, got 0"],
+            id="queue-max-waiting-zero",
+        ),
+        pytest.param(
+            at_end("queue: {notify_step: 0}\n"),
+            ["p.yaml:24: queue.notify_step: must be at least 1, got 0"],
+            id="queue-notify-step-zero",
+        ),
+        pytest.param(
+            at_end("queue: {estimate_per_place: 10}\n"),
+            [
+                "p.yaml:24: queue.estimate_per_place: "
+                f'{DURATION} "10" without a unit (s, m, h or d)'
+            ],
+            id="queue-estimate-bare-number",
+        ),
+        pytest.param(
+            at_end("queue: {max_waiting: banyak}\n"),
+            ["p.yaml:24: queue.max_waiting: expected an integer, got a string"],
+            id="queue-max-waiting-word",
+        ),
+        pytest.param(
+            at_end("queue: {limit: 30}\n"),
+            [
+                "p.yaml:24: queue: unknown key 'limit' (expected one of: "
+                "max_waiting, estimate_per_place, notify_step)"
+            ],
+            id="queue-unknown-key",
+        ),
+        pytest.param(
+            ("    ask: [type, gender]", "    ask: [type, gender, religion]"),
+            [
+                "p.yaml:18: categories.keluarga.ask: asks for a religion preference "
+                "but its route offers fewer than two religions"
+            ],
+            id="ask-religion-none",
+        ),
+    ],
+)
+def test_bad_referral_urgent_queue_and_contacts(
+    tmp_path: Path, change: tuple[str, str], expected: list[str]
+) -> None:
+    assert problems_of(tmp_path, edit(*change)) == expected
+
+
+def test_ask_religion_with_one_religion(tmp_path: Path) -> None:
+    text = edit(*budi("    religion: islam\n")).replace(
+        "    ask: [type, gender]", "    ask: [type, gender, religion]"
+    )
+
+    assert problems_of(tmp_path, text) == [
+        "p.yaml:19: categories.keluarga.ask: asks for a religion preference but "
+        "its route offers fewer than two religions"
+    ]

@@ -70,6 +70,18 @@ categories:
       - {types: [psikolog], skills: [kdrt], languages: [su], genders: [perempuan],
          order: round_robin, timeout: 1h30m}
       - {pools: [piket], counsellors: ["@a:kota.test"], order: previous, timeout: 30s}
+  pengaduan:
+    label: Pengaduan
+    referral: {link: "https://super.kota.test", message: {id: Lewat SUPER.}}
+emergency_contacts: [{id: "Darurat: 112", en: "Emergency: 112"}, SAPA 129]
+out_of_hours: {id: Hubungi 112., en: Call 112.}
+urgent:
+  words: [bunuh diri, suicide]
+  on_call: ["@a:kota.test"]
+  on_call_pools: [piket]
+  parallel: 2
+  timeout: 3m
+queue: {max_waiting: 30, estimate_per_place: 10m, notify_step: 2}
 """
     assert error_paths(text) == set()
 
@@ -160,6 +172,30 @@ categories:
             "$.pools",
             id="pool-name",
         ),
+        pytest.param(
+            "  parallel: 2 ",
+            "  parallel: 0 ",
+            "$.urgent.parallel",
+            id="urgent-parallel-zero",
+        ),
+        pytest.param(
+            "  words:\n",
+            "  kata:\n",
+            "$.urgent",
+            id="urgent-without-words",
+        ),
+        pytest.param(
+            "  notify_step: 2 ",
+            "  notify_step: 0 ",
+            "$.queue.notify_step",
+            id="queue-notify-step-zero",
+        ),
+        pytest.param(
+            "  estimate_per_place: 10m ",
+            "  estimate_per_place: sepuluh menit ",
+            "$.queue.estimate_per_place",
+            id="queue-estimate-in-words",
+        ),
     ],
 )
 def test_plain_mistakes_are_refused_where_they_are(
@@ -178,3 +214,41 @@ def test_the_schema_knows_the_loaders_keys() -> None:
     assert tuple(defs["step"]["properties"]["order"]["enum"]) == ORDERS
     assert tuple(defs["gender"]["enum"]) == GENDERS
     assert tuple(defs["category"]["properties"]["ask"]["items"]["enum"]) == PREFERENCES
+    assert tuple(defs["category"]["properties"]) == policy_module._CATEGORY_KEYS
+    assert tuple(defs["referral"]["properties"]) == policy_module._REFERRAL_KEYS
+    assert tuple(defs["urgent"]["properties"]) == policy_module._URGENT_KEYS
+    assert tuple(defs["queue"]["properties"]) == policy_module._QUEUE_KEYS
+
+
+REFERRAL = """\
+categories:
+  pengaduan:
+    label: Pengaduan
+    referral: {link: "https://super.kota.test", message: Lewat SUPER.}
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "valid"),
+    [
+        pytest.param("", True, id="referral"),
+        pytest.param("    ask: [gender]\n", False, id="referral-with-ask"),
+        pytest.param(
+            "    route: [{types: [psikolog], timeout: 5m}]\n",
+            False,
+            id="referral-and-route",
+        ),
+    ],
+)
+def test_a_referral_category_has_no_route_and_no_ask(extra: str, valid: bool) -> None:
+    paths = error_paths(REFERRAL + extra)
+
+    assert ("$.categories.pengaduan" not in paths) is valid
+
+
+def test_a_referral_link_needs_a_scheme() -> None:
+    link = SCHEMA["$defs"]["referral"]["properties"]["link"]
+    validator = Draft202012Validator(link)
+
+    assert validator.is_valid("https://super.kota.test")
+    assert not validator.is_valid("super.kota.test")

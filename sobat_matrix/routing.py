@@ -12,7 +12,10 @@ The rules, in order:
    warga's preference. Given ``now``, they must also be on their schedule and not on
    leave (on their own clock), and ``now`` must not be one of the policy's holidays
    (on the policy's clock): on a holiday nobody is offered anything. Without
-   ``now`` the time is ignored, as before schedules existed.
+   ``now`` the time is ignored, as before schedules existed. A counsellor's own
+   word overrides all that time: ``!siap`` (``available`` true) puts them on duty
+   whatever the schedule, leave or holiday says, ``!istirahat`` (false) keeps them
+   from every offer.
 2. Walk the category's route step by step, leaving out those whose offer timed
    out. The first step with anybody available decides; its ``order`` picks one of
    them (``least_loaded``, ``round_robin``, ``priority`` or ``previous``, see
@@ -23,6 +26,9 @@ The rules, in order:
    which every warga of the service can read. A language is a wish, not a wall.
 4. If nobody is available, start a new round among those whose offer timed out
    (not those who declined): a counsellor who missed an offer may be free now.
+
+An urgent curhat does not follow a route: :func:`choose_on_call` names the
+counsellors on call who can take it at once, holidays or not.
 
 Whether to take a curhat at all is a separate question: :func:`service_open` and
 :func:`next_opening` answer it from the policy's ``service_hours`` and holidays;
@@ -99,6 +105,7 @@ class Choice:
 _NO_LOAD = Load()
 _ANYONE = Preference()
 _NOBODY: frozenset[str] = frozenset()
+_NO_OVERRIDES: Mapping[str, bool] = MappingProxyType({})
 
 _Group = dict[str, tuple[Counsellor, int]]
 """Available counsellors: user ID -> (counsellor, open curhats), in file order."""
@@ -133,6 +140,19 @@ def preference_options(
     return types, genders
 
 
+def religion_options(
+    policy: Policy, category: Category, given: Preference = Preference()
+) -> list[str]:
+    """The religions a warga can usefully ask for in ``category``, in file order.
+
+    Each religion as first seen among the counsellors the route can reach who
+    match ``given`` (the answers so far); counsellors without one add nothing.
+    """
+    reachable = (c for c in policy.reachable(category) if given.accepts(c))
+    religions = (c.religion for c in reachable if c.religion is not None)
+    return list(dict.fromkeys(religions))
+
+
 # TODO(routing): curhat.Reconciler._dispatch passes none of now, language, previous
 # and round_robin_state yet, so the running bot ignores schedules, leave, holidays
 # and service hours, and round_robin and previous act as least_loaded. That keeps
@@ -150,6 +170,7 @@ def choose(
     language: str | None = None,
     previous: str | None = None,
     round_robin_state: Mapping[str, float] | None = None,
+    available: Mapping[str, bool] | None = None,
 ) -> Choice | None:
     """The next counsellor to offer a curhat of ``category_key`` to, or ``None``.
 
@@ -158,8 +179,11 @@ def choose(
     is the warga's; ``previous`` is the user ID of the counsellor this warga had
     before, for ``order: previous``; ``round_robin_state`` holds each counsellor's
     last offer time (any increasing number, such as a Unix time), for ``order:
-    round_robin``. ``None`` means nobody can take it now (all full, busy, off duty
-    or declined); the caller tries again when a load or the time changes. Raises
+    round_robin``. ``available`` holds the counsellors' own overrides by user ID:
+    true is on duty now (schedule, leave and holidays aside), false is away; a
+    counsellor missing from it follows the schedule. ``None`` means nobody can take
+    it now (all full, busy, off duty, away or declined; always for a referral
+    category); the caller tries again when a load or the time changes. Raises
     :class:`KeyError` for a category the policy does not have and
     :class:`ValueError` for a naive ``now``: both are bugs in the caller, not
     routing outcomes.
@@ -167,12 +191,19 @@ def choose(
     category = policy.category(category_key)
     if category is None:
         raise KeyError(category_key)
+    overrides = available or _NO_OVERRIDES
+    duty = _Duty(overrides)
     if now is not None:
         _require_aware(now)
         if policy.is_holiday(now):
-            return None
+            # Nobody works on a holiday but those who said they do.
+            if True not in overrides.values():
+                return None
+            duty = _Duty(overrides, holiday=True)
+        else:
+            duty = _Duty(overrides, _off_duty(policy, now))
 
-    fresh, retry = _available(policy, category, pref, loads, declined, timed_out, now)
+    fresh, retry = _available(policy, category, pref, loads, declined, timed_out, duty)
     orders = _Orders(previous, round_robin_state or {})
     for group, new_round in ((fresh, False), (retry, True)):
         for lang in _language_passes(language):
@@ -184,6 +215,46 @@ def choose(
                 if best is not None:
                     return Choice(best, index, step.timeout_s, new_round)
     return None
+
+
+def choose_on_call(
+    policy: Policy,
+    loads: Mapping[str, Load],
+    exclude: Set[str],
+    *,
+    now: datetime | None = None,
+    available: Mapping[str, bool] | None = None,
+    count: int | None = None,
+) -> list[Counsellor]:
+    """The on-call counsellors to offer an urgent curhat to now, in written order.
+
+    Those of ``policy.urgent.on_call`` who are on duty (schedule and leave, with
+    ``available`` overriding as in :func:`choose`; a holiday does not stop them),
+    under capacity and not in ``exclude`` (who declined this curhat, let its offer
+    time out or hold an offer of it now). A pending offer of another curhat does
+    not stop them: an urgent curhat goes first. At most ``count``, by default
+    ``policy.urgent.parallel``; empty without an urgent section.
+    """
+    urgent = policy.urgent
+    if urgent is None:
+        return []
+    limit = urgent.parallel if count is None else count
+    duty = _Duty(available or _NO_OVERRIDES)
+    if now is not None:
+        _require_aware(now)
+        duty = _Duty(duty.overrides, _off_duty(policy, now))
+
+    chosen: list[Counsellor] = []
+    for user_id in urgent.on_call:
+        if len(chosen) >= limit:
+            break
+        counsellor = policy.counsellor(user_id)
+        if counsellor is None or user_id in exclude or not duty.on(user_id):
+            continue
+        if loads.get(user_id, _NO_LOAD).open_curhats >= counsellor.max_open:
+            continue
+        chosen.append(counsellor)
+    return chosen
 
 
 def service_open(policy: Policy, now: datetime) -> bool:
@@ -250,16 +321,18 @@ def _available(
     loads: Mapping[str, Load],
     declined: Set[str],
     timed_out: Set[str],
-    now: datetime | None,
+    duty: _Duty,
 ) -> tuple[_Group, _Group]:
     """Available counsellors the route reaches, fresh and timed out, in file order.
 
     Each maps user ID to the counsellor and their open curhats. This is the one
     pass over every counsellor, so each test in it is a lookup.
     """
-    off_duty = _NOBODY if now is None else _off_duty(policy, now)
     # Bound once: this loop runs for every counsellor on every decision.
     load_of = loads.get
+    off_duty = duty.off
+    # Without overrides (the usual case) a set lookup says it all.
+    said = duty.on if duty.overrides else None
     fresh: _Group = {}
     retry: _Group = {}
     for counsellor in _matching(policy, category, pref):
@@ -269,7 +342,10 @@ def _available(
         load = load_of(user_id, _NO_LOAD)
         if load.pending_offer or load.open_curhats >= counsellor.max_open:
             continue
-        if user_id in off_duty:
+        if said is None:
+            if user_id in off_duty:
+                continue
+        elif not said(user_id):
             continue
         group = retry if user_id in timed_out else fresh
         group[user_id] = (counsellor, load.open_curhats)
@@ -290,6 +366,25 @@ def _matching(
         ("routing.matching", category.key, pref),
         lambda: tuple(c for c in policy.reachable(category) if pref.accepts(c)),
     )
+
+
+@dataclass(frozen=True)
+class _Duty:
+    """Who is on duty: the schedules and leave (``off``), then the overrides.
+
+    ``holiday`` puts everybody off duty who did not say otherwise.
+    """
+
+    overrides: Mapping[str, bool]
+    off: Set[str] = _NOBODY
+    holiday: bool = False
+
+    def on(self, user_id: str) -> bool:
+        if self.overrides:
+            said = self.overrides.get(user_id)
+            if said is not None:
+                return said
+        return not self.holiday and user_id not in self.off
 
 
 def _off_duty(policy: Policy, now: datetime) -> Set[str]:

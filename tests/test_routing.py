@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -18,7 +19,9 @@ from sobat_matrix.policy import (
     Counsellor,
     DateRange,
     Policy,
+    Referral,
     RouteStep,
+    Urgent,
     WeeklyHours,
     load_policy,
 )
@@ -27,8 +30,10 @@ from sobat_matrix.routing import (
     Load,
     Preference,
     choose,
+    choose_on_call,
     next_opening,
     preference_options,
+    religion_options,
     service_open,
     step_candidates,
 )
@@ -960,3 +965,236 @@ def test_sample_policy_over_a_week(
     category: str, now: datetime, options: dict[str, object], expected: str | None
 ) -> None:
     assert sample_choice(category, now, **options) == expected
+
+
+# A counsellor's own word: !siap (True) and !istirahat (False).
+@pytest.mark.parametrize(
+    ("now", "available", "expected"),
+    [
+        pytest.param(
+            wib("2026-08-17 10:00"), {"@pagi:kota.test": True}, ["pagi"], id="holiday"
+        ),
+        pytest.param(
+            wib("2026-08-17 10:00"),
+            {"@pagi:kota.test": False},
+            [],
+            id="holiday-nobody-said-yes",
+        ),
+        pytest.param(
+            wib("2026-12-07 10:00"),
+            {"@malam:kota.test": True},
+            ["pagi", "malam", "libur"],
+            id="off-schedule",
+        ),
+        pytest.param(
+            wib("2026-12-24 23:00"),
+            {"@libur:kota.test": True},
+            ["malam", "libur"],
+            id="on-leave",
+        ),
+        pytest.param(
+            wib("2026-12-07 10:00"),
+            {"@pagi:kota.test": False},
+            ["libur"],
+            id="away-while-on-schedule",
+        ),
+        pytest.param(
+            wib("2026-12-07 10:00"),
+            {"@pagi:kota.test": True, "@libur:kota.test": False},
+            ["pagi"],
+            id="both-ways",
+        ),
+        pytest.param(
+            None, {"@pagi:kota.test": False}, ["malam", "timur", "libur"], id="no-clock"
+        ),
+        pytest.param(
+            None,
+            {"@pagi:kota.test": True},
+            ["pagi", "malam", "timur", "libur"],
+            id="no-clock-already-on",
+        ),
+        pytest.param(wib("2026-12-07 10:00"), {}, ["pagi", "libur"], id="empty"),
+        pytest.param(
+            wib("2026-12-07 10:00"),
+            {"@stranger:kota.test": True},
+            ["pagi", "libur"],
+            id="unknown-user",
+        ),
+    ],
+)
+def test_a_counsellors_own_word_overrides_the_clock(
+    now: datetime | None, available: dict[str, bool], expected: list[str]
+) -> None:
+    assert offered_in_turn(CLOCKS, now=now, available=available) == expected
+
+
+def test_an_override_does_not_lift_capacity_or_a_decline() -> None:
+    now = wib("2026-08-17 10:00")
+    available = {PAGI.user_id: True, MALAM.user_id: True}
+    loads = {PAGI.user_id: full(PAGI)}
+
+    choice = choose(
+        CLOCKS, "k", IDLE, loads, {MALAM.user_id}, set(), now=now, available=available
+    )
+
+    assert choice is None
+
+
+def test_an_override_on_a_holiday_still_follows_the_route() -> None:
+    now = wib("2026-08-17 10:00")
+    timed_out = {TIMUR.user_id}
+
+    choice = choose(
+        CLOCKS,
+        "k",
+        IDLE,
+        {},
+        set(),
+        timed_out,
+        now=now,
+        available={TIMUR.user_id: True},
+    )
+
+    assert choice == Choice(TIMUR, 0, 300.0, new_round=True)
+
+
+# Urgent curhats go to those on call, in the written order, holidays or not.
+ON_CALL = replace(
+    CLOCKS,
+    urgent=Urgent(
+        ("bunuh diri",),
+        (LIBUR.user_id, PAGI.user_id, MALAM.user_id, TIMUR.user_id),
+        parallel=2,
+    ),
+)
+
+
+def on_call(**options: Any) -> list[str]:
+    loads = options.pop("loads", {})
+    exclude = options.pop("exclude", frozenset())
+    return [c.name for c in choose_on_call(ON_CALL, loads, exclude, **options)]
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        pytest.param({}, ["libur", "pagi"], id="parallel-in-written-order"),
+        pytest.param({"count": 1}, ["libur"], id="count-one"),
+        pytest.param({"count": 9}, ["libur", "pagi", "malam", "timur"], id="all"),
+        pytest.param({"count": 0}, [], id="count-zero"),
+        pytest.param(
+            {"exclude": {"@libur:kota.test"}}, ["pagi", "malam"], id="excluded"
+        ),
+        pytest.param(
+            {"loads": {"@libur:kota.test": Load(3), "@pagi:kota.test": Load(2)}},
+            ["pagi", "malam"],
+            id="at-capacity",
+        ),
+        pytest.param(
+            {"loads": {"@libur:kota.test": Load(0, pending_offer=True)}},
+            ["libur", "pagi"],
+            id="pending-offer-elsewhere",
+        ),
+        pytest.param(
+            {"now": wib("2026-12-07 10:00"), "count": 9},
+            ["libur", "pagi"],
+            id="mon-morning",
+        ),
+        pytest.param(
+            {"now": wib("2026-12-03 22:30"), "count": 9},
+            ["libur", "malam"],
+            id="thu-night",
+        ),
+        pytest.param(
+            {"now": wib("2026-08-17 10:00"), "count": 9},
+            ["libur", "pagi"],
+            id="holiday-does-not-stop-on-call",
+        ),
+        pytest.param(
+            {"now": wib("2026-12-24 10:00"), "count": 9},
+            ["pagi"],
+            id="leave",
+        ),
+        pytest.param(
+            {
+                "now": wib("2026-12-07 10:00"),
+                "available": {"@malam:kota.test": True, "@libur:kota.test": False},
+                "count": 9,
+            },
+            ["pagi", "malam"],
+            id="overrides",
+        ),
+    ],
+)
+def test_choose_on_call(options: dict[str, Any], expected: list[str]) -> None:
+    assert on_call(**options) == expected
+
+
+def test_no_urgent_section_means_nobody_on_call() -> None:
+    assert choose_on_call(CLOCKS, {}, set()) == []
+
+
+def test_on_call_needs_an_aware_now() -> None:
+    with pytest.raises(ValueError, match="now must be an aware datetime"):
+        choose_on_call(ON_CALL, {}, set(), now=datetime(2026, 12, 7, 10))
+
+
+def test_sample_policy_on_call_at_christmas() -> None:
+    # Friday 2026-12-25: a holiday, Siti on leave, Rina off schedule; Ahmad works.
+    chosen = choose_on_call(SAMPLE, {}, set(), now=wib("2026-12-25 10:00"))
+
+    assert [c.name for c in chosen] == ["Ustaz Ahmad"]
+
+
+# A referral category sends the warga elsewhere; nobody is ever offered it.
+REFERRAL_POLICY = replace(
+    POLICY,
+    categories=(
+        *POLICY.categories,
+        Category(
+            "rujukan",
+            labels("Rujukan"),
+            labels(""),
+            False,
+            False,
+            (),
+            referral=Referral("https://super.kota.test", labels("Lewat SUPER.")),
+        ),
+    ),
+)
+
+
+def test_a_referral_category_is_never_routed() -> None:
+    rujukan = REFERRAL_POLICY.category("rujukan")
+    assert rujukan is not None
+
+    now = wib("2026-12-07 10:00")
+    available = {A.user_id: True}
+
+    assert pick(policy=REFERRAL_POLICY, category="rujukan") is None
+    routed = choose(
+        REFERRAL_POLICY, "rujukan", IDLE, {}, set(), set(), now=now, available=available
+    )
+    assert routed is None
+    assert REFERRAL_POLICY.reachable(rujukan) == ()
+    assert preference_options(REFERRAL_POLICY, rujukan) == ([], [])
+    assert religion_options(REFERRAL_POLICY, rujukan) == []
+    assert pick(policy=REFERRAL_POLICY) == Choice(C, 0, 600.0, new_round=False)
+
+
+def test_religion_options_in_file_order() -> None:
+    faithful = (
+        replace(A, religion="kristen"),
+        replace(B, religion="islam"),
+        C,
+        replace(D, religion="islam"),
+    )
+    policy = replace(POLICY, counsellors=faithful)
+    category = policy.categories[0]
+
+    assert religion_options(policy, category) == ["kristen", "islam"]
+    assert religion_options(policy, category, Preference(gender="laki-laki")) == [
+        "islam"
+    ]
+    assert religion_options(policy, category, Preference(type="keluarga")) == []
+    assert religion_options(SAMPLE, SAMPLE.categories[0]) == ["islam"]

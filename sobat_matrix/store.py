@@ -104,6 +104,23 @@ MIGRATIONS: list[str] = [
         first_seen REAL NOT NULL
     );
     """,
+    # Routing in practice: urgent curhats, religion preference, queue places told,
+    # hand-overs between counsellors, and each counsellor's own "ready"/"away".
+    """
+    ALTER TABLE cases ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE cases ADD COLUMN pref_religion TEXT;
+    ALTER TABLE cases ADD COLUMN told_position INTEGER;
+    ALTER TABLE cases ADD COLUMN handover_from TEXT;
+    ALTER TABLE cases ADD COLUMN handover_category TEXT;
+    ALTER TABLE cases ADD COLUMN handover_type TEXT;
+    ALTER TABLE dm_rooms ADD COLUMN pref_religion TEXT;
+    ALTER TABLE dm_rooms ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE counsellor_state (
+        user_id TEXT PRIMARY KEY,
+        available INTEGER,
+        changed_at REAL NOT NULL
+    );
+    """,
 ]
 
 # A curhat's life. "waiting": no counsellor yet; "accepted": a counsellor said yes
@@ -142,6 +159,13 @@ class Case:
     closed_at: float | None
     rating: int | None
     told_no_counsellor: bool
+    urgent: bool = False
+    pref_religion: str | None = None
+    told_position: int | None = None
+    # While a counsellor hands the curhat over: who is leaving, and to what.
+    handover_from: str | None = None
+    handover_category: str | None = None
+    handover_type: str | None = None
 
     @property
     def purpose(self) -> str:
@@ -176,6 +200,8 @@ class DirectChat:
     rating_case: int | None
     rating_event_id: str | None
     updated_at: float = 0.0
+    pref_religion: str | None = None
+    urgent: bool = False
 
 
 @dataclass(frozen=True)
@@ -211,7 +237,7 @@ SUPERVISORS_PURPOSE = "supervisors"
 
 def _case(row: aiosqlite.Row) -> Case:
     d = dict(row)
-    for flag in ("counsellor_brought", "warga_brought", "told_no_counsellor"):
+    for flag in ("counsellor_brought", "warga_brought", "told_no_counsellor", "urgent"):
         d[flag] = bool(d[flag])
     return Case(**d)
 
@@ -321,10 +347,13 @@ class Tx:
     async def direct_chat(self, room_id: str) -> DirectChat | None:
         row = await self._one(
             "SELECT room_id, warga, step, category, pref_type, pref_gender,"
-            " rating_case, rating_event_id, updated_at FROM dm_rooms WHERE room_id = ?",
+            " rating_case, rating_event_id, updated_at, pref_religion, urgent"
+            " FROM dm_rooms WHERE room_id = ?",
             (room_id,),
         )
-        return None if row is None else DirectChat(**dict(row))
+        if row is None:
+            return None
+        return DirectChat(**{**dict(row), "urgent": bool(row["urgent"])})
 
     async def add_direct_chat(self, room_id: str, warga: str) -> None:
         await self._run(
@@ -339,6 +368,8 @@ class Tx:
             "category",
             "pref_type",
             "pref_gender",
+            "pref_religion",
+            "urgent",
             "rating_case",
             "rating_event_id",
         }
@@ -363,12 +394,24 @@ class Tx:
         category: str,
         pref_type: str | None,
         pref_gender: str | None,
+        pref_religion: str | None = None,
+        urgent: bool = False,
     ) -> Case:
         case_id = await self._run(
             "INSERT INTO cases (code, warga, dm_room, category, pref_type,"
-            " pref_gender, status, requested_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'waiting', ?)",
-            (code, warga, dm_room, category, pref_type, pref_gender, time.time()),
+            " pref_gender, pref_religion, urgent, status, requested_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?)",
+            (
+                code,
+                warga,
+                dm_room,
+                category,
+                pref_type,
+                pref_gender,
+                pref_religion,
+                int(urgent),
+                time.time(),
+            ),
         )
         case = await self.case(case_id)
         assert case is not None
@@ -397,9 +440,11 @@ class Tx:
         return None if row is None else _case(row)
 
     async def open_cases(self) -> list[Case]:
+        """Open curhats in queue order: urgent ones first, then the oldest."""
         marks = ",".join("?" * len(OPEN_STATUSES))
         rows = await self._all(
-            f"SELECT * FROM cases WHERE status IN ({marks}) ORDER BY requested_at, id",
+            f"SELECT * FROM cases WHERE status IN ({marks})"
+            " ORDER BY urgent DESC, requested_at, id",
             OPEN_STATUSES,
         )
         return [_case(r) for r in rows]
@@ -411,13 +456,63 @@ class Tx:
         )
 
     async def queue_position(self, case: Case) -> int:
+        """The case's place among waiting curhats: urgent ones go first."""
         row = await self._one(
-            "SELECT COUNT(*) AS n FROM cases WHERE status = 'waiting'"
-            " AND (requested_at < ? OR (requested_at = ? AND id <= ?))",
-            (case.requested_at, case.requested_at, case.id),
+            "SELECT COUNT(*) AS n FROM cases WHERE status = 'waiting' AND ("
+            " urgent > ? OR (urgent = ? AND (requested_at < ?"
+            " OR (requested_at = ? AND id <= ?))))",
+            (
+                int(case.urgent),
+                int(case.urgent),
+                case.requested_at,
+                case.requested_at,
+                case.id,
+            ),
         )
         assert row is not None
         return int(row["n"])
+
+    async def waiting_count(self) -> int:
+        row = await self._one(
+            "SELECT COUNT(*) AS n FROM cases WHERE status = 'waiting'"
+        )
+        assert row is not None
+        return int(row["n"])
+
+    async def previous_counsellor(self, warga: str) -> str | None:
+        """The counsellor of this warga's last curhat that really took place."""
+        row = await self._one(
+            "SELECT counsellor FROM cases WHERE warga = ? AND status = 'closed'"
+            " AND started_at IS NOT NULL AND counsellor IS NOT NULL"
+            " ORDER BY closed_at DESC LIMIT 1",
+            (warga,),
+        )
+        return None if row is None else str(row["counsellor"])
+
+    async def last_offer_times(self) -> dict[str, float]:
+        """When each counsellor last got an offer, for ``order: round_robin``."""
+        rows = await self._all(
+            "SELECT counsellor, MAX(offered_at) AS at FROM offers GROUP BY counsellor"
+        )
+        return {r["counsellor"]: float(r["at"]) for r in rows}
+
+    # -- counsellors' own availability -------------------------------------------
+
+    async def availability(self) -> dict[str, bool]:
+        """Counsellors who said ``!siap`` (True) or ``!istirahat`` (False)."""
+        rows = await self._all(
+            "SELECT user_id, available FROM counsellor_state"
+            " WHERE available IS NOT NULL"
+        )
+        return {r["user_id"]: bool(r["available"]) for r in rows}
+
+    async def set_availability(self, user_id: str, available: bool | None) -> None:
+        await self._run(
+            "INSERT INTO counsellor_state (user_id, available, changed_at)"
+            " VALUES (?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET"
+            " available = excluded.available, changed_at = excluded.changed_at",
+            (user_id, None if available is None else int(available), time.time()),
+        )
 
     async def busy_counts(self) -> dict[str, int]:
         marks = ",".join("?" * len(BUSY_STATUSES))

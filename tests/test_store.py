@@ -234,3 +234,53 @@ async def test_sent_removes_only_that_item(store: Store) -> None:
         left = await tx.outbox()
 
     assert [i.txn_id for i in left] == ["txn-2"]
+
+
+# -- routing in practice: urgency, availability, history ---------------------------
+
+
+async def test_urgent_curhats_go_first_in_the_queue(store: Store) -> None:
+    async with store.tx() as tx:
+        first = await add_case(tx, "AAAA", "@w1:sukabumi.test")
+        second = await add_case(tx, "BBBB", "@w2:sukabumi.test")
+        urgent = await tx.add_case(
+            code="CCCC",
+            warga="@w3:sukabumi.test",
+            dm_room=DM,
+            category="keluarga",
+            pref_type=None,
+            pref_gender=None,
+            urgent=True,
+        )
+        assert [c.code for c in await tx.open_cases()] == ["CCCC", "AAAA", "BBBB"]
+        assert await tx.queue_position(urgent) == 1
+        assert await tx.queue_position(first) == 2
+        assert await tx.queue_position(second) == 3
+        assert await tx.waiting_count() == 3
+
+
+async def test_a_counsellors_own_availability_is_kept(store: Store) -> None:
+    async with store.tx() as tx:
+        assert await tx.availability() == {}
+        await tx.set_availability(RINA, False)
+        await tx.set_availability(BUDI, True)
+        assert await tx.availability() == {RINA: False, BUDI: True}
+        await tx.set_availability(RINA, None)
+        assert await tx.availability() == {BUDI: True}
+
+
+async def test_previous_counsellor_and_last_offers(store: Store) -> None:
+    warga = "@w:sukabumi.test"
+    async with store.tx() as tx:
+        assert await tx.previous_counsellor(warga) is None
+        case = await add_case(tx, "DDDD", warga)
+        await tx.add_offer(case.id, BUDI, 0, 60)
+        later = await tx.add_offer(case.id, RINA, 0, 60)
+        # Declined or never started: no "previous" counsellor yet.
+        await tx.update_case(case.id, status="closed", counsellor=RINA, closed_at=1.0)
+        assert await tx.previous_counsellor(warga) is None
+        await tx.update_case(case.id, started_at=0.5)
+        assert await tx.previous_counsellor(warga) == RINA
+        times = await tx.last_offer_times()
+        assert set(times) == {BUDI, RINA}
+        assert times[RINA] == later.offered_at

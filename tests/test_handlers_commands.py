@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from sobat_matrix import curhat
+from sobat_matrix.commands import Command
+from sobat_matrix.commands import parse as parse_command
 from sobat_matrix.curhat import CODE_ALPHABET, new_code, waited
-from sobat_matrix.handlers import Command, parse_command
 
 LOOK_ALIKES = "0O1I"
 

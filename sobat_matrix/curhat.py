@@ -14,11 +14,12 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from . import rooms
 from .matrix import MatrixError
-from .routing import Load, Preference, choose
+from .routing import Load, Preference, choose, choose_on_call
 from .runtime import Runtime
 from .store import (
     SUPERVISORS_PURPOSE,
@@ -36,6 +37,8 @@ TICK_S = 1.0
 RETRY_BASE_S = 2.0
 RETRY_MAX_S = 120.0
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+# Offers that mean "not this counsellor again for this curhat".
+DECLINED = ("declined", "unusable")
 
 
 def new_code() -> str:
@@ -87,6 +90,7 @@ class Reconciler:
         async with self.rt.store.tx() as tx:
             await self._expire_offers(tx)
             await self._dispatch(tx)
+            await self._tell_places(tx)
             wanted = await tx.rooms_wanted()
             cases = await tx.open_cases()
 
@@ -245,74 +249,151 @@ class Reconciler:
                 )
 
     async def _dispatch(self, tx: Tx) -> None:
-        """Offer waiting curhats, oldest first, to the counsellor the policy picks."""
+        """Offer waiting curhats to the counsellors the policy picks, in queue order.
+
+        Urgent curhats come first and go to the on-call counsellors, several at
+        once if the policy says so; the others wait for one offer at a time. A
+        curhat being handed over by its counsellor is routed like a waiting one.
+        """
         rt = self.rt
+        policy = rt.policy
+        now = datetime.now(UTC)
         pending = await tx.pending_offers()
         busy = await tx.busy_counts()
+        available = await tx.availability()
+        last_offers = await tx.last_offer_times()
         holding = {o.counsellor for o in pending}
-        waiting_on_offer = {o.case_id for o in pending}
+        offers_pending: dict[int, set[str]] = {}
+        for offer in pending:
+            offers_pending.setdefault(offer.case_id, set()).add(offer.counsellor)
         duty_rooms: dict[str, str] = {}
-        for counsellor in rt.policy.counsellors:
+        for counsellor in policy.counsellors:
             duty = await tx.owned_room(duty_purpose(counsellor.user_id))
             if duty and duty.room_id and not duty.closed:
                 duty_rooms[counsellor.user_id] = duty.room_id
 
         for case in await tx.open_cases():
-            if case.status != "waiting" or case.id in waiting_on_offer:
+            handover = case.status == "active" and case.handover_from == case.counsellor
+            if case.status != "waiting" and not handover:
                 continue
-
+            if policy.category(case.category) is None:
+                # The category left the policy in a reload; supervisors can move it.
+                continue
+            asked = offers_pending.get(case.id, set())
             offers = await tx.offers_of_case(case.id)
-            declined = {o.counsellor for o in offers if o.status == "declined"}
+            declined = {o.counsellor for o in offers if o.status in DECLINED}
             timed_out = {o.counsellor for o in offers if o.status == "timed_out"}
+            if case.handover_from:
+                declined.add(case.handover_from)
             loads = {
                 c.user_id: Load(
                     open_curhats=busy.get(c.user_id, 0),
                     # No duty room yet: the counsellor cannot receive an offer.
                     pending_offer=c.user_id in holding or c.user_id not in duty_rooms,
                 )
-                for c in rt.policy.counsellors
+                for c in policy.counsellors
             }
+
+            if case.urgent and not handover and policy.urgent is not None:
+                wanted = policy.urgent.parallel - len(asked)
+                on_call = choose_on_call(
+                    policy,
+                    {
+                        uid: Load(load.open_curhats, uid not in duty_rooms)
+                        for uid, load in loads.items()
+                    },
+                    declined | timed_out | asked,
+                    now=now,
+                    available=available,
+                    count=max(wanted, 0),
+                )
+                for counsellor in on_call:
+                    await self._offer(
+                        tx,
+                        case,
+                        counsellor.user_id,
+                        0,
+                        policy.urgent.timeout_s,
+                        duty_rooms,
+                    )
+                    holding.add(counsellor.user_id)
+                    asked.add(counsellor.user_id)
+                if asked:
+                    continue
+            elif asked:
+                continue
+
+            category = case.handover_category or case.category
             choice = choose(
-                rt.policy,
-                case.category,
-                Preference(type=case.pref_type, gender=case.pref_gender),
+                policy,
+                category,
+                Preference(
+                    type=case.handover_type if handover else case.pref_type,
+                    gender=None if handover else case.pref_gender,
+                    religion=None if handover else case.pref_religion,
+                ),
                 loads,
                 declined,
                 timed_out,
+                now=now,
+                language=rt.catalog.lang,
+                previous=(
+                    None
+                    if case.warga is None or handover
+                    else await tx.previous_counsellor(case.warga)
+                ),
+                round_robin_state=last_offers,
+                available=available,
             )
 
             if choice is None:
-                await self._tell_nobody_free(tx, case)
+                if not handover:
+                    await self._tell_nobody_free(tx, case)
                 continue
 
             chosen = choice.counsellor.user_id
-            offer = await tx.add_offer(
-                case.id, chosen, choice.step_index, choice.timeout_s
+            await self._offer(
+                tx, case, chosen, choice.step_index, choice.timeout_s, duty_rooms
             )
             holding.add(chosen)
-            logger.info(
-                "case %s offered to %s (step %d, offer %d)",
-                case.code,
-                chosen,
-                choice.step_index,
-                offer.id,
-            )
-            await rt.say(
-                tx,
-                duty_rooms[chosen],
-                self._offer_text(case, choice.timeout_s),
-                ref=f"offer:{offer.id}",
-            )
+            last_offers[chosen] = time.time()
+
+    async def _offer(
+        self,
+        tx: Tx,
+        case: Case,
+        counsellor: str,
+        step_index: int,
+        timeout_s: float,
+        duty_rooms: dict[str, str],
+    ) -> None:
+        offer = await tx.add_offer(case.id, counsellor, step_index, timeout_s)
+        logger.info(
+            "case %s offered to %s (step %d, offer %d%s)",
+            case.code,
+            counsellor,
+            step_index,
+            offer.id,
+            ", urgent" if case.urgent else "",
+        )
+        await self.rt.say(
+            tx,
+            duty_rooms[counsellor],
+            self._offer_text(case, timeout_s),
+            ref=f"offer:{offer.id}",
+        )
 
     def _offer_text(self, case: Case, timeout_s: float) -> str:
         rt = self.rt
-        category = rt.policy.category(case.category)
+        category = rt.policy.category(case.handover_category or case.category)
         prefs = []
         if case.pref_type:
             prefs.append(rt.label(rt.policy.counsellor_types[case.pref_type]))
         if case.pref_gender:
             prefs.append(rt.text(f"intake.gender_{case.pref_gender.replace('-', '_')}"))
-        return rt.text(
+        if case.pref_religion:
+            prefs.append(case.pref_religion)
+        text = rt.text(
             "offer.new",
             code=case.code,
             category=rt.label(category.labels) if category else case.category,
@@ -320,15 +401,58 @@ class Reconciler:
             waited=waited(time.time() - case.requested_at),
             timeout=waited(timeout_s),
         )
+        if case.handover_from:
+            text = rt.text("offer.handover_prefix") + "\n" + text
+        elif case.urgent:
+            text = rt.text("offer.urgent_prefix") + "\n" + text
+        return text
 
     async def _tell_nobody_free(self, tx: Tx, case: Case) -> None:
         if case.told_no_counsellor or not case.dm_room:
             return
         position = await tx.queue_position(case)
-        await tx.update_case(case.id, told_no_counsellor=1)
+        await tx.update_case(case.id, told_no_counsellor=1, told_position=position)
         await self.rt.say(
-            tx, case.dm_room, self.rt.text("queue.nobody_free", position=position)
+            tx,
+            case.dm_room,
+            self.rt.text(
+                "queue.nobody_free",
+                position=position,
+                emergency=self.rt.emergency_lines(),
+            ),
         )
+
+    async def _tell_places(self, tx: Tx) -> None:
+        """Tell each waiting warga their new place once it moved enough to matter.
+
+        "Enough" is the policy's ``queue.notify_step`` places, or reaching the
+        front of the queue; small shuffles are not worth a message each.
+        """
+        rt = self.rt
+        step = rt.policy.queue.notify_step
+        for case in await tx.open_cases():
+            if case.status != "waiting" or not case.dm_room:
+                continue
+            position = await tx.queue_position(case)
+            told = case.told_position
+            if told is None:
+                await tx.update_case(case.id, told_position=position)
+                continue
+            if position == told:
+                continue
+            if abs(position - told) < step and not (position == 1 < told):
+                continue
+            await tx.update_case(case.id, told_position=position)
+            await rt.say(
+                tx,
+                case.dm_room,
+                rt.text(
+                    "queue.moved",
+                    code=case.code,
+                    position=position,
+                    estimate=rt.wait_estimate(position),
+                ),
+            )
 
     # -- one curhat -------------------------------------------------------------------
 
@@ -349,7 +473,16 @@ class Reconciler:
         # may have stopped between bringing them and recording it).
         counsellor_in = case.counsellor_brought or case.counsellor_joined_at
         warga_in = case.warga_brought or case.warga_joined_at
-        if case.status == "accepted" and not counsellor_in:
+        handing_over = (
+            case.status == "active"
+            and case.handover_from is not None
+            and case.counsellor != case.handover_from
+        )
+        if handing_over and not counsellor_in:
+            await self._bring(room_id, case, "counsellor")
+        elif handing_over and case.counsellor_joined_at:
+            await self._finish_handover(room_id, case)
+        elif case.status == "accepted" and not counsellor_in:
             await self._bring(room_id, case, "counsellor")
         elif case.status == "accepted" and case.counsellor_joined_at and not warga_in:
             await self._bring(room_id, case, "warga")
@@ -420,6 +553,27 @@ class Reconciler:
             await rt.say(tx, room_id, rt.text("case.start", counsellor=name))
         logger.info("case %s active", case.code)
 
+    async def _finish_handover(self, room_id: str, case: Case) -> None:
+        """The new counsellor is in: the one handing over leaves; the warga is told."""
+        rt = self.rt
+        old = case.handover_from
+        assert old is not None
+        await rt.matrix.kick(room_id, old, rt.text("case.handover_reason"))
+
+        counsellor = rt.policy.counsellor(case.counsellor or "")
+        name = counsellor.name if counsellor else rt.text("case.the_counsellor")
+        async with rt.store.tx() as tx:
+            await tx.update_case(
+                case.id, handover_from=None, handover_category=None, handover_type=None
+            )
+            await rt.say(tx, room_id, rt.text("case.handed_over", counsellor=name))
+            duty = await tx.owned_room(duty_purpose(old))
+            if duty and duty.room_id:
+                await rt.say(
+                    tx, duty.room_id, rt.text("case.handover_done", code=case.code)
+                )
+        logger.info("case %s handed over", case.code)
+
     async def _close(self, room_id: str, case: Case) -> None:
         """Close the room for good, then ask the warga for a rating in private."""
         rt = self.rt
@@ -472,7 +626,7 @@ class Reconciler:
             room_id, "m.room.power_levels", rooms.closed_power_levels(power)
         )
         reason = rt.text("case.kick_reason")
-        for user_id in (case.warga, case.counsellor):
+        for user_id in (case.warga, case.counsellor, case.handover_from):
             if user_id:
                 await rt.matrix.kick(room_id, user_id, reason)
         await rt.matrix.leave(room_id)

@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
+
 from . import logsetup
 from .devserver import DevServer, DevServerError, free_port, start_synapse
 from .devtools import Actor
@@ -46,6 +48,37 @@ def sample_policy() -> Path:
     raise FileNotFoundError("policies/sukabumi.yaml not found; pass --policy")
 
 
+# Time rules left out of the demo's copy of the sample policy.
+TIME_KEYS = ("service_hours", "holidays")
+COUNSELLOR_TIME_KEYS = ("schedule", "leave")
+
+
+def always_open(policy: Path, folder: Path) -> Path:
+    """A copy of ``policy`` without hours, holidays, schedules or leave.
+
+    The demo is tried at any hour; with the sample's real hours it would answer
+    "closed" at night and on Sundays. Everything else (counsellors, routes,
+    urgent words, referrals) stays as written. A policy given with ``--policy``
+    is used as it is.
+    """
+    data = yaml.safe_load(policy.read_text(encoding="utf-8"))
+    for key in TIME_KEYS:
+        data.pop(key, None)
+    for counsellor in data.get("counsellors", []):
+        for key in COUNSELLOR_TIME_KEYS:
+            counsellor.pop(key, None)
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / f"{policy.stem}-always-open.yaml"
+    header = (
+        f"# Made by the demo from {policy.name}: the same policy, open at all hours.\n"
+    )
+    copy.write_text(
+        header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
+        encoding="utf-8",
+    )
+    return copy
+
+
 def _port(wanted: int) -> int:
     import socket
 
@@ -65,11 +98,10 @@ def main(args: argparse.Namespace) -> int:
         logging.getLogger("nio").setLevel(logging.ERROR)
         # Its recovery key lies in a temporary folder deleted at the end.
         logging.getLogger("sobat_matrix.crosssign").setLevel(logging.ERROR)
-    policy = args.policy or sample_policy()
     try:
         if args.scripted:
-            return asyncio.run(scripted(policy))
-        return asyncio.run(interactive(args.state_dir, policy, args.port))
+            return asyncio.run(scripted(args.policy))
+        return asyncio.run(interactive(args.state_dir, args.policy, args.port))
     except DevServerError as exc:
         print(f"sobat-matrix demo: {exc}", file=sys.stderr)
         return 1
@@ -93,9 +125,11 @@ async def _setup(state_dir: Path, policy: Path, port: int) -> tuple[DevServer, S
     return server, stage
 
 
-async def interactive(state_dir: Path, policy: Path, port: int) -> int:
+async def interactive(state_dir: Path, policy: Path | None, port: int) -> int:
     """Run Synapse and the bot until Ctrl-C or SIGTERM."""
     state_dir = Path.cwd() / state_dir if not state_dir.is_absolute() else state_dir
+    if policy is None:
+        policy = always_open(sample_policy(), state_dir)
     server, stage = await _setup(state_dir, policy, port)
     config, loaded = stage.load()
     service = Service(config, loaded)
@@ -167,10 +201,12 @@ class Steps:
         print(f"[ ok ] {seconds:6.2f} s  {name}", flush=True)
 
 
-async def scripted(policy: Path) -> int:
+async def scripted(policy: Path | None) -> int:
     """One whole curhat with real encrypted clients; 0 only if every step happened."""
     with tempfile.TemporaryDirectory(prefix="sobat-scripted-") as tmp:
         state_dir = Path(tmp)
+        if policy is None:
+            policy = always_open(sample_policy(), state_dir)
         steps = Steps()
         server, stage = await steps.run(
             "start a local Synapse and create the accounts",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from nio import (
     Event,
@@ -21,13 +21,15 @@ from nio import (
     RoomMessageText,
 )
 
+from . import commands, duty, statsjob, supervise
 from . import intake as intake_steps
-from . import statsjob
+from .commands import Command, parse
 from .curhat import new_code
 from .flood import FloodGuard, Verdict
 from .intake import Intake
+from .routing import Load, choose_on_call, next_opening, service_open
 from .runtime import Runtime
-from .store import SUPERVISORS_PURPOSE, DirectChat, Offer, Tx, duty_purpose
+from .store import SUPERVISORS_PURPOSE, Case, DirectChat, Tx
 from .tasks import TaskSet
 
 logger = logging.getLogger(__name__)
@@ -39,27 +41,31 @@ CROSSED_S = 5.0
 RATING_KEYS = {"1️⃣": 1, "2️⃣": 2, "3️⃣": 3, "4️⃣": 4, "5️⃣": 5}
 
 
-@dataclass(frozen=True)
-class Command:
-    name: str
-    arg: str
-
-
-def parse_command(body: str) -> Command | None:
-    """``!name [arg]`` at the start of a message, else None."""
-    words = body.split(maxsplit=1)
-    if not words or not words[0].startswith("!") or len(words[0]) == 1:
-        return None
-    arg = words[1].strip() if len(words) > 1 else ""
-    return Command(words[0][1:].lower(), arg)
+# Kept for callers of the old name.
+parse_command = parse
+# The steps of a direct chat in which the warga has not (yet) agreed to go on.
+NOT_CONSENTED = ("idle", "joining", "requested", "gone", intake_steps.CONSENT)
 
 
 class Handlers:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.intake = Intake(rt.policy, rt.catalog, rt.label)
+        self._intake = Intake(rt.policy, rt.catalog, rt.label)
         self.tasks = TaskSet()
         self.flood = FloodGuard()
+
+    @property
+    def intake(self) -> Intake:
+        """The intake dialogue of the policy running now (it may have been reloaded)."""
+        if self._intake.policy is not self.rt.policy:
+            self._intake = Intake(self.rt.policy, self.rt.catalog, self.rt.label)
+        return self._intake
+
+    async def _refuse_command(self, tx: Tx, room_id: str, command: Command) -> None:
+        who = self.rt.text(f"staff.role_{commands.owner(command.name)}")
+        await self.rt.say(
+            tx, room_id, self.rt.text("staff.refused", command=command.name, who=who)
+        )
 
     async def on_event(self, room_id: str, event: Event) -> None:
         """Handle one timeline event of a joined room, once."""
@@ -119,7 +125,7 @@ class Handlers:
                 await self._refuse(tx, chat, "intake.not_encrypted", plaintext=True)
             elif set(room.users) - {rt.bot, chat.warga}:
                 await self._refuse(tx, chat, "intake.not_private")
-            else:
+            elif not await self._closed_now(tx, chat):
                 await self._greet(tx, chat)
             return
         if (
@@ -151,16 +157,28 @@ class Handlers:
             return
 
         body = event.body
+        command = parse(body)
+        if command is not None:
+            verdict = commands.decide(command.name, commands.WARGA, commands.DIRECT)
+            if verdict is commands.Verdict.REFUSE:
+                await self._refuse_command(tx, chat.room_id, command)
+                return
+
+        case = await tx.open_case_of(chat.warga)
+        if rt.is_urgent(body):
+            if await self._urgent(tx, chat, case):
+                return
+            chat = await tx.direct_chat(chat.room_id) or chat
+
         if chat.step == "rating":
             await self._on_rating(tx, chat, body)
             return
-
-        case = await tx.open_case_of(chat.warga)
         if case is not None:
             await self._while_open(tx, chat, case, body)
             return
         if chat.step in ("idle", "joining", "requested", "gone"):
-            await self._greet(tx, chat)
+            if not await self._closed_now(tx, chat):
+                await self._greet(tx, chat)
             return
 
         answer = self.intake.answer(
@@ -174,6 +192,11 @@ class Handlers:
             # A first "halo" written while the greeting was on its way: the
             # greeting already asks, so asking again would only repeat it.
             return
+        if chat.urgent and answer.step == intake_steps.CATEGORY:
+            # Consent given after urgent words: no more questions, find someone now.
+            await tx.update_direct_chat(chat.room_id, step=intake_steps.REQUESTED)
+            await self._request(tx, chat)
+            return
         await tx.update_direct_chat(chat.room_id, step=answer.step, **answer.updates)
         for text in answer.texts:
             await rt.say(tx, chat.room_id, text)
@@ -181,6 +204,108 @@ class Handlers:
             updated = await tx.direct_chat(chat.room_id)
             assert updated is not None
             await self._request(tx, updated)
+
+    async def _urgent(self, tx: Tx, chat: DirectChat, case: Case | None) -> bool:
+        """Urgent words in a warga's message: contacts now, and jump the queue.
+
+        Returns True when the message needs no other answer. The words are only
+        matched in memory; nothing records which words or that any were written,
+        beyond the urgent mark on the curhat.
+        """
+        rt = self.rt
+        if case is not None:
+            if case.status != "waiting" or case.urgent:
+                return False
+            await tx.update_case(case.id, urgent=1, told_no_counsellor=0)
+            await rt.say(
+                tx,
+                chat.room_id,
+                rt.text("urgent.waiting", emergency=rt.emergency_lines()),
+            )
+            await self._alert(tx, case)
+            rt.wake_reconciler.set()
+            return True
+
+        if chat.urgent:
+            return False
+        await tx.update_direct_chat(chat.room_id, urgent=1)
+        await rt.say(
+            tx, chat.room_id, rt.text("urgent.contacts", emergency=rt.emergency_lines())
+        )
+        if chat.step in NOT_CONSENTED:
+            # The privacy terms come first, even now; a "ya" opens the curhat.
+            return False
+        await tx.update_direct_chat(chat.room_id, step=intake_steps.REQUESTED)
+        updated = await tx.direct_chat(chat.room_id)
+        assert updated is not None
+        await self._request(tx, updated)
+        return True
+
+    async def _alert(self, tx: Tx, case: Case) -> None:
+        """Tell supervisors of an urgent curhat: its code and category, nothing else."""
+        category = self.rt.policy.category(case.category)
+        label = self.rt.label(category.labels) if category else case.category
+        await self.rt.tell_supervisors(
+            tx, self.rt.text("urgent.alert", code=case.code, category=label)
+        )
+        logger.info("case %s marked urgent", case.code)
+
+    def _on_call_free(self, busy: dict[str, int], available: dict[str, bool]) -> bool:
+        """Whether an on-call counsellor could take an urgent curhat right now."""
+        loads = {uid: Load(open_curhats=n) for uid, n in busy.items()}
+        return bool(
+            choose_on_call(
+                self.rt.policy,
+                loads,
+                set(),
+                now=datetime.now(UTC),
+                available=available,
+                count=1,
+            )
+        )
+
+    async def _closed_now(self, tx: Tx, chat: DirectChat) -> bool:
+        """Out of service hours: say when it opens and whom to call now.
+
+        An urgent request is still taken when an on-call counsellor can answer it.
+        Returns True when the warga got the out-of-hours answer.
+        """
+        rt = self.rt
+        now = datetime.now(UTC)
+        if service_open(rt.policy, now):
+            return False
+        if chat.urgent and self._on_call_free(
+            await tx.busy_counts(), await tx.availability()
+        ):
+            return False
+
+        opening = next_opening(rt.policy, now)
+        if opening is None:
+            when = rt.text("hours.not_known")
+        else:
+            local = opening.astimezone(rt.policy.timezone)
+            when = rt.text(
+                "hours.opens_at",
+                day=rt.text(f"hours.day_{local.strftime('%a').lower()}"),
+                date=local.strftime("%d-%m-%Y"),
+                time=local.strftime("%H:%M"),
+            )
+        extra = (
+            rt.label(rt.policy.out_of_hours) + "\n" if rt.policy.out_of_hours else ""
+        )
+        await tx.update_direct_chat(chat.room_id, step="idle", urgent=0)
+        await rt.say(
+            tx,
+            chat.room_id,
+            rt.text(
+                "hours.closed",
+                opens=when,
+                emergency=rt.emergency_lines(),
+                city=extra,
+            ).strip(),
+        )
+        logger.info("out-of-hours answer given")
+        return True
 
     async def _refuse(
         self, tx: Tx, chat: DirectChat, key: str, *, plaintext: bool = False
@@ -222,29 +347,63 @@ class Handlers:
     async def _request(self, tx: Tx, chat: DirectChat) -> None:
         """Intake is complete: open a curhat and tell the warga what happens next."""
         rt = self.rt
-        assert chat.category is not None
+        if await self._closed_now(tx, chat):
+            return
+        category = chat.category or self._first_category()
+        limit = rt.policy.queue.max_waiting
+        if not chat.urgent and limit is not None and await tx.waiting_count() >= limit:
+            await tx.update_direct_chat(chat.room_id, step="idle")
+            await rt.say(
+                tx,
+                chat.room_id,
+                rt.text("queue.full", emergency=rt.emergency_lines()),
+            )
+            logger.info("request turned away: the queue is full")
+            return
+
         code = new_code()
         while await tx.code_in_use(code):
             code = new_code()
-
         case = await tx.add_case(
             code=code,
             warga=chat.warga,
             dm_room=chat.room_id,
-            category=chat.category,
+            category=category,
             pref_type=chat.pref_type,
             pref_gender=chat.pref_gender,
+            pref_religion=chat.pref_religion,
+            urgent=chat.urgent,
         )
+        await tx.update_direct_chat(chat.room_id, urgent=0)
         position = await tx.queue_position(case)
+        await tx.update_case(case.id, told_position=position)
         await rt.say(
-            tx, chat.room_id, rt.text("queue.received", code=code, position=position)
+            tx,
+            chat.room_id,
+            rt.text(
+                "queue.received",
+                code=code,
+                position=position,
+                estimate=rt.wait_estimate(position),
+            ),
         )
+        if case.urgent:
+            await self._alert(tx, case)
         rt.wake_reconciler.set()
         logger.info("case %s requested in category %s", code, case.category)
 
-    async def _while_open(self, tx: Tx, chat: DirectChat, case, body: str) -> None:  # type: ignore[no-untyped-def]
+    def _first_category(self) -> str:
+        """Where an urgent curhat goes when the warga had no time to pick a topic."""
+        for category in self.rt.policy.categories:
+            if category.referral is None:
+                return category.key
+        raise AssertionError("a valid policy has a counselling category")
+
+    async def _while_open(
+        self, tx: Tx, chat: DirectChat, case: Case, body: str
+    ) -> None:
         rt = self.rt
-        command = parse_command(body)
+        command = parse(body)
         cancel = (command is not None and command.name == "batal") or (
             intake_steps.normalise(body) in self.intake.words("queue.cancel_words")
         )
@@ -255,10 +414,7 @@ class Handlers:
                 closed_by="cancel",
                 close_requested_at=time.time(),
             )
-            for offer in await tx.offers_of_case(case.id):
-                if offer.status == "pending":
-                    await tx.answer_offer(offer.id, "withdrawn")
-                    await self._tell_duty(tx, offer, "offer.withdrawn", case.code)
+            await duty.withdraw_offers(rt, tx, case, "offer.withdrawn")
             await tx.update_direct_chat(chat.room_id, step="idle")
             await rt.say(tx, chat.room_id, rt.text("queue.cancelled", code=case.code))
             rt.wake_reconciler.set()
@@ -266,7 +422,12 @@ class Handlers:
 
         if case.status == "waiting":
             position = await tx.queue_position(case)
-            text = rt.text("queue.still_waiting", code=case.code, position=position)
+            text = rt.text(
+                "queue.still_waiting",
+                code=case.code,
+                position=position,
+                estimate=rt.wait_estimate(position),
+            )
         else:
             text = rt.text("queue.in_progress", room=f"Curhat #{case.code}")
         await rt.say(tx, chat.room_id, text)
@@ -329,18 +490,25 @@ class Handlers:
 
         if role is None or not isinstance(event, RoomMessageText):
             return
-        command = parse_command(event.body)
-        if (
-            command
-            and command.name == "selesai"
-            and case.status in ("accepted", "active")
-        ):
+        command = parse(event.body)
+        if command is None:
+            return
+        table_role = commands.WARGA if role == "warga" else commands.COUNSELLOR
+        verdict = commands.decide(command.name, table_role, commands.CURHAT)
+        if verdict is commands.Verdict.REFUSE:
+            await self._refuse_command(tx, room_id, command)
+        elif verdict is not commands.Verdict.RUN:
+            return
+        elif command.name == "selesai" and case.status in ("accepted", "active"):
             await self._close(tx, case, role)
+        elif command.name == "alihkan":
+            await duty.hand_over(rt, tx, room_id, case, command)
 
-    async def _close(self, tx: Tx, case, role: str) -> None:  # type: ignore[no-untyped-def]
+    async def _close(self, tx: Tx, case: Case, role: str) -> None:
         await tx.update_case(
             case.id, status="closing", closed_by=role, close_requested_at=time.time()
         )
+        await duty.withdraw_offers(self.rt, tx, case, "offer.void")
         self.rt.wake_reconciler.set()
         logger.info("case %s: close requested by %s", case.code, role)
 
@@ -356,88 +524,60 @@ class Handlers:
             if offer is None or offer.counsellor != counsellor:
                 return
             if event.key in ACCEPT_KEYS:
-                await self._answer(tx, room_id, offer, accept=True)
+                await duty.answer_offer(rt, tx, room_id, offer, accept=True)
             elif event.key in DECLINE_KEYS:
-                await self._answer(tx, room_id, offer, accept=False)
+                await duty.answer_offer(rt, tx, room_id, offer, accept=False)
             return
 
         if not isinstance(event, RoomMessageText):
             return
-        command = parse_command(event.body)
+        command = parse(event.body)
         if command is None:
             return
-        if command.name not in ("terima", "tolak"):
-            await rt.say(tx, room_id, await self._duty_help(tx, counsellor))
-            return
-
-        offer = await self._pending_offer_for(tx, counsellor, command.arg)
-        if offer is None:
-            await rt.say(tx, room_id, rt.text("duty.no_offer"))
-            return
-        await self._answer(tx, room_id, offer, accept=command.name == "terima")
-
-    async def _duty_help(self, tx: Tx, counsellor: str) -> str:
-        """The commands, and the offers waiting for this counsellor's answer.
-
-        Listing them again helps a counsellor on a new device, which cannot
-        decrypt offers sent before it existed.
-        """
-        codes = []
-        for offer in await tx.pending_offers():
-            case = await tx.case(offer.case_id)
-            if offer.counsellor == counsellor and case is not None:
-                codes.append(f"#{case.code}")
-        text = self.rt.text("duty.help")
-        if codes:
-            text += "\n" + self.rt.text("duty.waiting", codes=", ".join(codes))
-        return text
-
-    async def _pending_offer_for(
-        self, tx: Tx, counsellor: str, code: str
-    ) -> Offer | None:
-        mine = [o for o in await tx.pending_offers() if o.counsellor == counsellor]
-        if code:
-            case = await tx.case_by_code(code.lstrip("#").upper())
-            mine = [o for o in mine if case is not None and o.case_id == case.id]
-        return mine[-1] if mine else None
-
-    async def _answer(
-        self, tx: Tx, room_id: str, offer: Offer, *, accept: bool
-    ) -> None:
-        rt = self.rt
-        case = await tx.case(offer.case_id)
-        assert case is not None
-        if accept:
-            await tx.answer_offer(offer.id, "accepted")
-            await tx.update_case(
-                case.id,
-                status="accepted",
-                counsellor=offer.counsellor,
-                accepted_at=time.time(),
-            )
-            await rt.say(tx, room_id, rt.text("offer.accepted", code=case.code))
-        else:
-            await tx.answer_offer(offer.id, "declined")
-            await rt.say(tx, room_id, rt.text("offer.declined", code=case.code))
-        logger.info("offer %d %s", offer.id, "accepted" if accept else "declined")
-        rt.wake_reconciler.set()
-
-    async def _tell_duty(self, tx: Tx, offer: Offer, key: str, code: str) -> None:
-        duty = await tx.owned_room(duty_purpose(offer.counsellor))
-        if duty and duty.room_id:
-            await self.rt.say(tx, duty.room_id, self.rt.text(key, code=code))
+        verdict = commands.decide(command.name, commands.COUNSELLOR, commands.DUTY)
+        if verdict is commands.Verdict.REFUSE:
+            await self._refuse_command(tx, room_id, command)
+        elif verdict is not commands.Verdict.RUN:
+            await rt.say(tx, room_id, await duty.help_text(rt, tx, counsellor))
+        elif command.name in ("terima", "tolak"):
+            offer = await duty.pending_offer_for(tx, counsellor, command.arg)
+            if offer is None:
+                await rt.say(tx, room_id, rt.text("duty.no_offer"))
+                return
+            accept = command.name == "terima"
+            await duty.answer_offer(rt, tx, room_id, offer, accept=accept)
+        elif command.name in ("siap", "istirahat"):
+            ready = command.name == "siap"
+            await duty.set_ready(rt, tx, room_id, counsellor, ready)
+        elif command.name == "status":
+            await duty.status(rt, tx, room_id, counsellor)
 
     # -- the supervisors' room ---------------------------------------------------
 
     async def _supervisors(self, tx: Tx, room_id: str, event: Event) -> None:
-        if event.sender not in self.rt.config.supervisors:
+        rt = self.rt
+        # Someone in the room who is not a listed supervisor gets nothing at all.
+        if event.sender not in rt.config.supervisors:
             return
         if not isinstance(event, RoomMessageText):
             return
-        command = parse_command(event.body)
+        command = parse(event.body)
         if command is None:
             return
-        if command.name == "statistik":
-            await statsjob.post_report(self.rt, tx)
-        else:
-            await self.rt.say(tx, room_id, self.rt.text("staff.supervisors_help"))
+        verdict = commands.decide(
+            command.name, commands.SUPERVISOR, commands.SUPERVISORS
+        )
+        if verdict is commands.Verdict.REFUSE:
+            await self._refuse_command(tx, room_id, command)
+        elif verdict is not commands.Verdict.RUN:
+            await rt.say(tx, room_id, rt.text("staff.supervisors_help"))
+        elif command.name == "statistik":
+            await statsjob.post_report(rt, tx)
+        elif command.name == "antrean":
+            await supervise.queue(rt, tx, room_id)
+        elif command.name == "konselor":
+            await supervise.counsellors(rt, tx, room_id)
+        elif command.name == "pindah":
+            await supervise.move(rt, tx, room_id, command)
+        elif command.name == "muat-ulang":
+            await supervise.reload(rt, tx, room_id)

@@ -257,6 +257,14 @@ class Intake:
             return self._again(CATEGORY, self.ask_category())
         category = self.policy.category(option.value)
         assert category is not None
+        if category.referral is not None:
+            # Not counselling: point to the right channel and open nothing.
+            text = self.t(
+                "intake.referral",
+                message=category.referral.message(self.catalog.lang),
+                link=category.referral.link,
+            )
+            return Answer(IDLE, [text], {"category": None})
         updates: dict[str, Any] = {
             "category": category.key,
             "pref_type": None,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +13,8 @@ from .config import Config
 from .i18n import Catalog
 from .matrix import Matrix
 from .policy import Policy, localized
-from .store import Store, Tx
+from .store import SUPERVISORS_PURPOSE, Store, Tx
+from .urgent import UrgentMatcher
 
 
 @dataclass
@@ -25,6 +28,9 @@ class Runtime:
     room_version: str = "12"
     wake_outbox: asyncio.Event = field(default_factory=asyncio.Event)
     wake_reconciler: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set by the service: loads the policy file again (see reload.py).
+    reload_policy: Callable[[], Awaitable[str]] | None = None
+    _matcher: tuple[Policy, UrgentMatcher] | None = field(default=None, repr=False)
 
     @property
     def bot(self) -> str:
@@ -59,3 +65,35 @@ class Runtime:
         if isinstance(labels, str):
             return labels
         return localized(labels, self.catalog.lang)
+
+    def is_urgent(self, text: str) -> bool:
+        """Whether a warga's message has one of the policy's urgent words.
+
+        Matched in memory only; neither the text nor which word matched is kept.
+        """
+        urgent = self.policy.urgent
+        if urgent is None:
+            return False
+        if self._matcher is None or self._matcher[0] is not self.policy:
+            self._matcher = (self.policy, UrgentMatcher(urgent.words))
+        return self._matcher[1].matches(text)
+
+    def emergency_lines(self) -> str:
+        """The policy's emergency contacts, one per line, in the bot's language."""
+        lines = self.policy.emergency_lines(self.catalog.lang)
+        if not lines:
+            return self.text("queue.emergency_default")
+        return "\n".join(f"• {line}" for line in lines)
+
+    def wait_estimate(self, position: int) -> str:
+        """A rough, honest wait for a place in the queue, from the policy's figure."""
+        minutes = math.ceil(position * self.policy.queue.estimate_per_place_s / 60)
+        return self.text("queue.estimate", minutes=max(minutes, 1))
+
+    async def tell_supervisors(self, tx: Tx, text: str) -> bool:
+        """Post to the supervisors' room if there is one; False if there is not."""
+        room = await tx.owned_room(SUPERVISORS_PURPOSE)
+        if room is None or room.room_id is None or room.closed:
+            return False
+        await self.say(tx, room.room_id, text)
+        return True

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import secrets
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from .latekeys import LateEvents
 from .matrix import Matrix, MatrixError
 from .metrics import Metrics
 from .policy import Policy
+from .reload import reload_policy
 from .runtime import Runtime
 from .store import Store
 from .tasks import TaskSet
@@ -76,6 +78,7 @@ class Service:
         self.late = LateEvents()
         self.metrics = Metrics()
         self._seen_rooms: set[str] = set()
+        self._sighup = False
 
     async def start(self) -> None:
         """Connect, catch up with everything since the last run, start the workers."""
@@ -118,6 +121,7 @@ class Service:
             matrix=matrix,
         )
         self.rt = rt
+        rt.reload_policy = lambda: reload_policy(rt)
         rt.room_version = await matrix.default_room_version()
         rt.admin_join = await self._use_admin_join()
         await self._set_profile()
@@ -147,6 +151,7 @@ class Service:
             "retention", retention.run(store, config.privacy.forget_after_days)
         )
         rt.wake_reconciler.set()
+        self._watch_sighup()
         self.ready.set()
         logger.info(
             "bot running as device %s (admin join: %s, room version %s)",
@@ -155,8 +160,30 @@ class Service:
             rt.room_version,
         )
 
+    def _watch_sighup(self) -> None:
+        """SIGHUP reloads the policy, as ``!muat-ulang`` does; supervisors are told."""
+        try:
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP,
+                lambda: self.tasks.spawn("policy reload", self.reload_and_tell()),
+            )
+            self._sighup = True
+        except (NotImplementedError, RuntimeError, ValueError):
+            # Not the main thread, or a platform without SIGHUP.
+            logger.info("SIGHUP not watched; use !muat-ulang to reload the policy")
+
+    async def reload_and_tell(self) -> None:
+        """Reload the policy file and post the outcome to the supervisors' room."""
+        assert self.rt is not None
+        text = await reload_policy(self.rt)
+        async with self.rt.store.tx() as tx:
+            await self.rt.tell_supervisors(tx, text)
+
     async def stop(self) -> None:
         """Stop every task, then close the store and the connection (no logout)."""
+        if self._sighup:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            self._sighup = False
         await self.tasks.cancel_all()
         if self.handlers is not None:
             await self.handlers.tasks.cancel_all()

@@ -74,7 +74,7 @@ async def post_report(rt: Runtime, tx: Tx, as_of: datetime | None = None) -> boo
 
     now = as_of or last_full_hour(datetime.now(UTC))
     tz = rt.config.timezone
-    categories = [c.key for c in rt.policy.categories]
+    categories = [c.key for c in rt.policy.categories if c.referral is None]
     report = stats.compute(await facts(tx, now), now=now, tz=tz, categories=categories)
     labels = {c.key: rt.label(c.labels) for c in rt.policy.categories}
     plain, html = stats.render(report, rt.catalog, labels)

@@ -7,7 +7,7 @@ import itertools
 import logging
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,9 @@ class BotWorld:
     supervisor: Actor
     service: Service | None = None
     actors: list[Actor] = field(default_factory=list)
+    # Every warga actor, ``warga`` first.
+    wargas: list[Actor] = field(default_factory=list)
+    policy_path: Path | None = None
 
     async def start_bot(self) -> Service:
         config, policy = self.stage.load()
@@ -98,12 +101,21 @@ async def make_world(
     config_overrides: dict[str, object] | None = None,
     cross_sign: bool = False,
     nio_warga: bool = True,
+    policy: Callable[[dict[str, str]], str] | None = None,
+    warga_count: int = 1,
 ) -> BotWorld:
-    """Accounts, config and policy for one bot; actors logged in; bot not started."""
+    """Accounts, config and policy for one bot; actors logged in; bot not started.
+
+    ``policy`` writes the policy text from the counsellors' IDs (keys a, b, c);
+    by default :func:`policy_text`.
+    """
     server_name = server.server_name
     ids = {k: f"@{unique('kons' + k)}:{server_name}" for k in ("a", "b", "c")}
     policy_path = tmp_path / "policy.yaml"
-    policy_path.write_text(policy_text(ids, fast_timeout=fast_timeout))
+    if policy is None:
+        policy_path.write_text(policy_text(ids, fast_timeout=fast_timeout))
+    else:
+        policy_path.write_text(policy(ids))
 
     stage = await Stage.prepare(
         server,
@@ -112,7 +124,7 @@ async def make_world(
         bot_localpart=unique("sobat"),
         admin_localpart=unique("admin"),
         supervisor_localparts=(unique("pengawas"),),
-        warga_localparts=(unique("warga"),),
+        warga_localparts=tuple(unique("warga") for _ in range(warga_count)),
         config_overrides=config_overrides,
     )
 
@@ -129,16 +141,23 @@ async def make_world(
     counsellors = {}
     for key, user_id in ids.items():
         counsellors[key] = await login(user_id, stage.counsellors[user_id].password)
-    (warga_account,) = stage.warga.values()
     (supervisor_account,) = stage.supervisors.values()
     # Without a nio warga the account is left for another client (Element's stack).
-    warga = (
-        await login(warga_account.user_id, warga_account.password)
-        if nio_warga
-        else None
-    )
+    wargas = []
+    if nio_warga:
+        for account in stage.warga.values():
+            wargas.append(await login(account.user_id, account.password))
+    warga = wargas[0] if wargas else None
     supervisor = await login(supervisor_account.user_id, supervisor_account.password)
-    return BotWorld(stage, counsellors, warga, supervisor, actors=actors)
+    return BotWorld(
+        stage,
+        counsellors,
+        warga,
+        supervisor,
+        actors=actors,
+        wargas=wargas,
+        policy_path=policy_path,
+    )
 
 
 async def first_offer(counsellors: Iterable[Actor], code: str) -> tuple[Actor, Any]:

@@ -28,7 +28,7 @@ def test_check_accepts_the_shipped_files(
     shutil.copy(ROOT / "policies" / "sukabumi.yaml", policy)
 
     assert main(["check", "--config", str(_config(tmp_path, policy))]) == 0
-    assert "4 counsellors, 3 categories" in capsys.readouterr().out
+    assert "4 counsellors, 4 categories" in capsys.readouterr().out
 
 
 def test_check_lists_every_policy_problem_with_its_line(

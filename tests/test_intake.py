@@ -196,7 +196,7 @@ def test_category_by_number_key_or_label(text: str, key: str) -> None:
     [
         "",
         "0",
-        "4",
+        "5",
         "keuangan",
         "sosial ekonomi",
         "bukan keluarga",
@@ -626,3 +626,15 @@ def test_a_word_shared_by_two_options_is_not_guessed() -> None:
     answer = at_step(PREF_TYPE, "keluarga").say("konselor")
 
     assert_asked_again(answer, PREF_TYPE, TYPE_QUESTION)
+
+
+@pytest.mark.parametrize("text", ["4", "pengaduan", "Pengaduan layanan pemerintah"])
+def test_a_referral_category_answers_with_its_link_and_opens_nothing(text: str) -> None:
+    answer = INTAKE.answer(CATEGORY, text, category_key=None, pref_type=None)
+
+    assert answer.step == IDLE
+    assert not answer.request
+    assert answer.updates == {"category": None}
+    (reply,) = answer.texts
+    assert "https://super.sukabumikota.go.id" in reply
+    assert "SUPER (Sukabumi Participated Responder)" in reply

@@ -129,7 +129,12 @@ def test_sample_policy_loads() -> None:
         supervisors=["@pengawas:sukabumi.test"],
     )
 
-    assert [c.key for c in policy.categories] == ["keluarga", "sosial", "ekonomi"]
+    assert [c.key for c in policy.categories] == [
+        "keluarga",
+        "sosial",
+        "ekonomi",
+        "pengaduan",
+    ]
     assert [c.user_id for c in policy.counsellors] == [
         "@rina:sukabumi.test",
         "@budi:sukabumi.test",
@@ -137,7 +142,7 @@ def test_sample_policy_loads() -> None:
         "@ahmad:sukabumi.test",
     ]
     asks = [(c.ask_type, c.ask_gender) for c in policy.categories]
-    assert asks == [(True, True), (False, True), (False, False)]
+    assert asks == [(True, True), (False, True), (False, False), (False, False)]
     for category in policy.categories:
         assert category.label("id") and category.label("en")
         assert category.description("id") and category.description("en")
@@ -180,6 +185,7 @@ def test_sample_policy_shows_hours_holidays_and_skills() -> None:
         "keluarga": ["previous", "least_loaded"],
         "sosial": ["round_robin", "least_loaded"],
         "ekonomi": ["least_loaded", "least_loaded"],
+        "pengaduan": [],
     }
 
 

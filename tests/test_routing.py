@@ -292,6 +292,8 @@ def test_preference_options_of_the_sample_policy() -> None:
         "keluarga": (["psikolog", "ketahanan_keluarga", "keagamaan"], both),
         "sosial": (["psikolog", "ketahanan_keluarga", "keagamaan"], both),
         "ekonomi": (["psikolog", "ketahanan_keluarga"], both),
+        # A referral is not counselling: nobody to choose.
+        "pengaduan": ([], []),
     }
 
 

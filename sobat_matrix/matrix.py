@@ -18,6 +18,7 @@ service needs around it:
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import os
@@ -36,6 +37,8 @@ from nio import (
     RoomSendResponse,
     SyncResponse,
 )
+
+from .config import STORE_KEY_ENV, STORE_KEY_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +70,14 @@ class NotEncrypted(Exception):
 
 class StoreMissing(Exception):
     """A saved session exists but its E2EE store is gone."""
+
+
+class StoreKeyMismatch(StoreMissing):
+    """The store key given differs from the one the E2EE store was made with.
+
+    A kind of :class:`StoreMissing` because the effect is the same: nio cannot
+    open the store, so the bot must not start (exit 74).
+    """
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,7 @@ class Matrix:
         self.device_name = device_name
         self.store_dir = data_dir / "e2ee"
         self.session_file = data_dir / "session.json"
+        self._store_key = pickle_key
         self.client = AsyncClient(
             self.homeserver_url,
             user_id,
@@ -120,6 +132,7 @@ class Matrix:
 
     async def connect(self, password: str | None) -> None:
         """Restore the saved session, or log in once with the password."""
+        self._check_store_key()
         self.store_dir.mkdir(parents=True, exist_ok=True)
         session = self._load_session()
 
@@ -142,6 +155,35 @@ class Matrix:
             logger.info("logged in as new device %s", resp.device_id)
 
         await self.housekeeping()
+
+    def _check_store_key(self) -> None:
+        """Refuse a store key other than the one kept in ``e2ee.key`` from before.
+
+        Before the ``secrets`` section, the key was made at random into
+        ``data_dir/e2ee.key``. nio cannot open a store with another key, and the
+        failure it gives is far from the cause, so it is caught here.
+        """
+        kept_file = self.data_dir / STORE_KEY_FILE
+        if not kept_file.exists():
+            return
+        kept = kept_file.read_text(encoding="utf-8").strip()
+        if hmac.compare_digest(kept.encode(), self._store_key.encode()):
+            return
+
+        logger.error(
+            "the store key given (secrets.store_key, its file or %s) is not the key "
+            "in %s that the E2EE store %s was made with, and the store cannot be "
+            "opened with another key. Give the content of %s as the store key; or, "
+            "to start over as a new device, delete %s, %s and %s",
+            STORE_KEY_ENV,
+            kept_file,
+            self.store_dir,
+            kept_file,
+            kept_file,
+            self.store_dir,
+            self.session_file,
+        )
+        raise StoreKeyMismatch(str(kept_file))
 
     def _load_session(self) -> Session | None:
         if not self.session_file.exists():

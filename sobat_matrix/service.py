@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +21,7 @@ import aiohttp
 from nio import Event, InviteMemberEvent, MegolmEvent, SyncResponse
 
 from . import outbox, retention, statsjob
-from .config import Config
+from .config import Config, with_data_dir_secrets
 from .crosssign import RECOVERY_ENV, CrossSigner
 from .curhat import Reconciler
 from .handlers import Handlers
@@ -41,16 +39,6 @@ logger = logging.getLogger(__name__)
 SYNC_TOKEN_KEY = "sync_token"
 SYNC_TIMEOUT_MS = 30_000
 SYNC_BACKOFF_MAX_S = 60.0
-
-
-def pickle_key(data_dir: Path) -> str:
-    """The key that protects nio's E2EE store, made once and kept beside it."""
-    path = data_dir / "e2ee.key"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
-        path.chmod(0o600)
-    return path.read_text(encoding="utf-8").strip()
 
 
 async def reachable(homeserver_url: str) -> None:
@@ -79,16 +67,17 @@ class Service:
 
     async def start(self) -> None:
         """Connect, catch up with everything since the last run, start the workers."""
-        config = self.config
         # Fail fast, before anything is written, if the homeserver is not there.
-        await reachable(config.homeserver.url)
+        await reachable(self.config.homeserver.url)
+        self.config = config = with_data_dir_secrets(self.config)
+        assert config.secrets.store_key is not None
         store = await Store.open(config.data_dir / "sobat.db")
         matrix = Matrix(
             config.homeserver.url,
             config.bot.user_id,
             config.data_dir,
             device_name=config.bot.device_name,
-            pickle_key=pickle_key(config.data_dir),
+            pickle_key=config.secrets.store_key.reveal(),
         )
         password = config.bot.password.reveal() if config.bot.password else None
         try:

@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 SYNC_TOKEN_KEY = "sync_token"
 SYNC_TIMEOUT_MS = 30_000
 SYNC_BACKOFF_MAX_S = 60.0
+# nio gives up on a sync 15 s after the long-poll should have answered.
+SYNC_HTTP_MARGIN_S = 15.0
+SYNC_STALLS_BEFORE_RESTART = 3
 
 
 async def reachable(homeserver_url: str) -> None:
@@ -53,7 +56,18 @@ async def reachable(homeserver_url: str) -> None:
 class Service:
     """One bot: owns its store, its connection and all its tasks."""
 
-    def __init__(self, config: Config, policy: Policy) -> None:
+    def __init__(
+        self,
+        config: Config,
+        policy: Policy,
+        *,
+        sync_timeout_ms: int = SYNC_TIMEOUT_MS,
+        sync_stall_s: float | None = None,
+    ) -> None:
+        """``sync_stall_s``: how long the sync loop may go without finishing a sync
+        before the watchdog restarts it; by default three long-polls and their
+        HTTP margin, so only a loop that is stuck, not one that waits, is hit.
+        """
         self.config = config
         self.policy = policy
         self.tasks = TaskSet()
@@ -64,6 +78,14 @@ class Service:
         self.late = LateEvents()
         self.metrics = Metrics()
         self._seen_rooms: set[str] = set()
+        self.sync_timeout_ms = sync_timeout_ms
+        if sync_stall_s is None:
+            sync_stall_s = SYNC_STALLS_BEFORE_RESTART * (
+                sync_timeout_ms / 1000 + SYNC_HTTP_MARGIN_S
+            )
+        self.sync_stall_s = sync_stall_s
+        self._sync_task: asyncio.Task[None] | None = None
+        self._sync_beat = time.monotonic()
 
     async def start(self) -> None:
         """Connect, catch up with everything since the last run, start the workers."""
@@ -126,7 +148,8 @@ class Service:
         await self.handle_sync(resp, history_only=token is None)
 
         self.tasks.spawn("staff rooms", self.reconciler.ensure_staff_members())
-        self.tasks.spawn("sync", self._sync_loop())
+        self._start_sync_loop()
+        self.tasks.spawn("sync watchdog", self._watch_sync())
         self.tasks.spawn("reconciler", self.reconciler.run())
         self.tasks.spawn("outbox", outbox.run(rt))
         self.tasks.spawn(
@@ -194,10 +217,11 @@ class Service:
                 token = await tx.get_meta(SYNC_TOKEN_KEY)
             try:
                 resp = await matrix.sync(
-                    token, full_state=False, timeout_ms=SYNC_TIMEOUT_MS
+                    token, full_state=False, timeout_ms=self.sync_timeout_ms
                 )
                 await self.handle_sync(resp, history_only=False)
                 failures = 0
+                self._sync_beat = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the loop must go on
@@ -207,7 +231,40 @@ class Service:
                 logger.warning(
                     "sync failed (%s), retry in %.0f s", type(exc).__name__, wait_s
                 )
+                # A loop that fails and backs off is alive; restarting it would
+                # only reset its backoff.
+                self._sync_beat = time.monotonic()
                 await asyncio.sleep(wait_s)
+
+    def _start_sync_loop(self) -> None:
+        self._sync_beat = time.monotonic()
+        self._sync_task = self.tasks.spawn("sync", self._sync_loop())
+
+    async def _watch_sync(self) -> None:
+        """Restart the sync loop when it has finished no sync for ``sync_stall_s``.
+
+        A sync that never answers (a half-open connection) or a handler that never
+        returns would otherwise leave the bot connected and deaf. The cancelled
+        sync's token was not saved, so the new loop replays it, which handled
+        event IDs make harmless.
+        """
+        while True:
+            await asyncio.sleep(self.sync_stall_s / 4)
+            stalled_s = time.monotonic() - self._sync_beat
+            if stalled_s < self.sync_stall_s:
+                continue
+
+            logger.error(
+                "sync made no progress for %.0f s; restarting the sync loop", stalled_s
+            )
+            self.metrics.sync_restarts.inc()
+            old = self._sync_task
+            if old is not None:
+                old.cancel()
+                _, pending = await asyncio.wait({old}, timeout=5)
+                if pending:
+                    logger.warning("the stuck sync did not end when cancelled")
+            self._start_sync_loop()
 
     async def handle_sync(self, resp: SyncResponse, *, history_only: bool) -> None:
         """Record every event of one sync, then save its token."""

@@ -12,7 +12,8 @@ service needs around it:
   :class:`MatrixError` here, at one boundary;
 - calls nio has no method for (createRoom with a full body, Synapse's admin API) go
   through :meth:`Matrix.request`, which retries a 429 a bounded number of times with
-  the server's ``retry_after_ms``.
+  the server's ``retry_after_ms``;
+- nio's own calls wait out a 429 the same bounded way (:class:`CappedClient`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from .config import STORE_KEY_ENV, STORE_KEY_FILE
 logger = logging.getLogger(__name__)
 
 MAX_RATE_LIMIT_RETRIES = 5
-MAX_RETRY_WAIT_S = 60.0
+MAX_RETRY_WAIT_S = 30.0
 SYNC_FILTER: dict[str, Any] = {
     "room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": False}},
     "presence": {"not_types": ["*"]},
@@ -94,6 +95,28 @@ def _q(value: str) -> str:
     return quote(value, safe="")
 
 
+class CappedClient(AsyncClient):
+    """nio's client, with each wait for a rate limit capped at ``MAX_RETRY_WAIT_S``.
+
+    Read in nio 0.26 (``AsyncClient._send``): on a 429 or ``M_LIMIT_EXCEEDED`` nio
+    sleeps ``retry_after_ms`` of the error response (5 s if absent) with no upper
+    bound, inside the call, and retries up to ``max_limit_exceeded`` times; nio
+    has no setting to cap the wait. A server asking for ten minutes would hold a
+    ``room_send``, a key upload or a sync for ten minutes per retry. The response
+    is capped where nio builds it, before ``_send`` reads it, so a call waits at
+    most ``MAX_RATE_LIMIT_RETRIES`` times ``MAX_RETRY_WAIT_S``, then returns the
+    error for our own retries (the outbox, the reconciler) to handle.
+    """
+
+    async def create_matrix_response(self, *args: Any, **kwargs: Any) -> Any:
+        resp = await super().create_matrix_response(*args, **kwargs)
+        retry_after_ms = getattr(resp, "retry_after_ms", None)
+        cap_ms = int(MAX_RETRY_WAIT_S * 1000)
+        if isinstance(retry_after_ms, int | float) and retry_after_ms > cap_ms:
+            resp.retry_after_ms = cap_ms
+        return resp
+
+
 class Matrix:
     """One logged-in bot device."""
 
@@ -113,7 +136,7 @@ class Matrix:
         self.store_dir = data_dir / "e2ee"
         self.session_file = data_dir / "session.json"
         self._store_key = pickle_key
-        self.client = AsyncClient(
+        self.client = CappedClient(
             self.homeserver_url,
             user_id,
             store_path=str(self.store_dir),

@@ -8,14 +8,18 @@ directory, so the service starts the same way from anywhere.
 The bot's password can come from ``bot.password``, from ``bot.password_file``, or
 from the ``SOBAT_BOT_PASSWORD`` environment variable, which overrides both. A
 placeholder such as ``CHANGE_ME`` is refused, so the example config cannot be run
-unedited. See ``config.yaml.example`` for every key.
+unedited. The ``secrets`` section (the key of the E2EE store, the pseudonym secret)
+is read the same way, with ``SOBAT_STORE_KEY`` and ``SOBAT_PSEUDONYM_SECRET``. See
+``config.yaml.example`` for every key.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import time
@@ -32,6 +36,11 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PASSWORD_ENV = "SOBAT_BOT_PASSWORD"
+STORE_KEY_ENV = "SOBAT_STORE_KEY"
+PSEUDONYM_SECRET_ENV = "SOBAT_PSEUDONYM_SECRET"
+SECRET_MIN_LENGTH = 16
+STORE_KEY_FILE = "e2ee.key"
+PSEUDONYM_SECRET_FILE = "pseudonym.key"
 ADMIN_JOIN_MODES = ("auto", "yes", "no")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_DEVICE_NAME = "sobat-matrix"
@@ -51,6 +60,7 @@ _TOP_KEYS = (
     "logging",
     "metrics",
     "privacy",
+    "secrets",
 )
 _REQUIRED = ("homeserver", "bot", "data_dir", "policy")
 _TIME_OF_DAY = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
@@ -137,6 +147,56 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class SecretsConfig:
+    """Keys the bot needs besides its password; ``None`` where none was given.
+
+    ``store_key`` protects nio's E2EE store; ``pseudonym_secret`` is for keyed
+    hashes that stand for a person without naming them. A missing one is made
+    once in ``data_dir`` by :func:`with_data_dir_secrets`.
+    """
+
+    store_key: Secret | None = None
+    pseudonym_secret: Secret | None = None
+
+
+@dataclass(frozen=True)
+class _SecretSpec:
+    """Where one secret may be written, and how its problems are worded."""
+
+    inline_key: str
+    file_key: str
+    env: str
+    noun: str
+    placeholder_hint: str
+    min_length: int = 1
+
+
+_PASSWORD = _SecretSpec(
+    "password",
+    "password_file",
+    PASSWORD_ENV,
+    "password",
+    "set the bot's real password",
+)
+_STORE_KEY = _SecretSpec(
+    "store_key",
+    "store_key_file",
+    STORE_KEY_ENV,
+    "store key",
+    f"set a random key of at least {SECRET_MIN_LENGTH} characters",
+    SECRET_MIN_LENGTH,
+)
+_PSEUDONYM_SECRET = _SecretSpec(
+    "pseudonym_secret",
+    "pseudonym_secret_file",
+    PSEUDONYM_SECRET_ENV,
+    "pseudonym secret",
+    f"set a random secret of at least {SECRET_MIN_LENGTH} characters",
+    SECRET_MIN_LENGTH,
+)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole service config; sections mirror the YAML file."""
 
@@ -153,6 +213,7 @@ class Config:
     logging: LogConfig
     metrics: MetricsConfig = MetricsConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    secrets: SecretsConfig = SecretsConfig()
 
     @property
     def server_name(self) -> str:
@@ -187,6 +248,47 @@ def load_config(
     assert config is not None, "a config with no problems is always built"
     logger.info("config %s loaded", path.name)
     return config
+
+
+def with_data_dir_secrets(config: Config) -> Config:
+    """The config with each missing secret taken from a file made once in data_dir.
+
+    This keeps a bot configured before the ``secrets`` section working as it did:
+    its store key stays in ``data_dir/e2ee.key``. The operator is warned, once per
+    start, to move the keys into the config or secret files, so that a backup of
+    the data directory alone no longer holds the key to the store.
+    """
+    store_key = config.secrets.store_key
+    pseudonym_secret = config.secrets.pseudonym_secret
+    made: list[str] = []
+    if store_key is None:
+        store_key = _kept_in_data_dir(config.data_dir, STORE_KEY_FILE)
+        made.append(f"secrets.store_key (from {STORE_KEY_FILE})")
+    if pseudonym_secret is None:
+        pseudonym_secret = _kept_in_data_dir(config.data_dir, PSEUDONYM_SECRET_FILE)
+        made.append(f"secrets.pseudonym_secret (from {PSEUDONYM_SECRET_FILE})")
+
+    if made:
+        logger.warning(
+            "%s kept in the data directory %s; move them into the config or a "
+            "secret file (see config.yaml.example)",
+            " and ".join(made),
+            config.data_dir,
+        )
+    return dataclasses.replace(
+        config, secrets=SecretsConfig(store_key, pseudonym_secret)
+    )
+
+
+def _kept_in_data_dir(data_dir: Path, file_name: str) -> Secret:
+    """The secret in ``data_dir/file_name``, made at random (mode 0600) if absent."""
+    path = data_dir / file_name
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(secrets.token_urlsafe(32))
+    return Secret(path.read_text(encoding="utf-8").strip())
 
 
 def _is_http_url(url: str) -> bool:
@@ -234,6 +336,7 @@ class _ConfigReader:
         log = self._section(root, "logging", self._logging)
         metrics = self._section(root, "metrics", self._metrics)
         privacy = self._section(root, "privacy", self._privacy)
+        secrets_ = self._section(root, "secrets", self._secrets)
 
         if bot is not None and supervisors and bot.user_id in supervisors:
             self.problems.add(
@@ -249,7 +352,7 @@ class _ConfigReader:
         assert language is not None and timezone is not None
         assert supervisors is not None and statistics is not None
         assert access is not None and log is not None and metrics is not None
-        assert privacy is not None
+        assert privacy is not None and secrets_ is not None
         return Config(
             source=self.path,
             homeserver=homeserver,
@@ -264,6 +367,7 @@ class _ConfigReader:
             logging=log,
             metrics=metrics,
             privacy=privacy,
+            secrets=secrets_,
         )
 
     def _key(
@@ -322,67 +426,100 @@ class _ConfigReader:
 
     def _password(self, node: Node) -> Secret | None:
         """The bot's password from the environment, the config or a file."""
+        password, given = self._secret(node, _PASSWORD)
+        if not given and not self.allow_missing_password:
+            self.problems.add_at(
+                node.anchor_line,
+                node,
+                f"missing 'password' or 'password_file' (or set {PASSWORD_ENV})",
+            )
+        return password
+
+    def _secrets(self, node: Node) -> SecretsConfig | None:
+        keys = (
+            _STORE_KEY.inline_key,
+            _STORE_KEY.file_key,
+            _PSEUDONYM_SECRET.inline_key,
+            _PSEUDONYM_SECRET.file_key,
+        )
+        before = len(self.problems)
+        if self.problems.mapping(node, keys) is None:
+            return None
+
+        store_key, _ = self._secret(node, _STORE_KEY)
+        pseudonym_secret, _ = self._secret(node, _PSEUDONYM_SECRET)
+        if len(self.problems) != before:
+            return None
+        return SecretsConfig(store_key, pseudonym_secret)
+
+    def _secret(self, node: Node, spec: _SecretSpec) -> tuple[Secret | None, bool]:
+        """One secret from the environment, inline or a file; and whether any was given.
+
+        The environment variable overrides both keys, so a deployment can keep the
+        file and still inject the secret.
+        """
         inline = file_name = None
-        if node.has("password"):
-            inline = self.problems.string(node.child("password"))
-        if node.has("password_file"):
-            file_name = self.problems.string(node.child("password_file"))
-        if node.has("password") and node.has("password_file"):
-            second = node.child("password_file")
+        if node.has(spec.inline_key):
+            inline = self.problems.string(node.child(spec.inline_key))
+        if node.has(spec.file_key):
+            file_name = self.problems.string(node.child(spec.file_key))
+        if node.has(spec.inline_key) and node.has(spec.file_key):
+            second = node.child(spec.file_key)
             self.problems.add_at(
                 second.key_line,
                 second,
-                "give either 'password' or 'password_file', not both",
+                f"give either '{spec.inline_key}' or '{spec.file_key}', not both",
             )
-            return None
+            return None, True
 
-        from_env = self.env.get(PASSWORD_ENV)
+        from_env = self.env.get(spec.env)
         if from_env is not None:
-            where = Node(None, PASSWORD_ENV)
-            return self._usable(where, from_env)
+            return self._usable(Node(None, spec.env), from_env, spec), True
         if inline is not None:
-            return self._usable(node.child("password"), inline)
+            return self._usable(node.child(spec.inline_key), inline, spec), True
         if file_name is not None:
-            return self._password_from_file(node.child("password_file"), file_name)
+            file_node = node.child(spec.file_key)
+            return self._secret_from_file(file_node, file_name, spec), True
+        return None, node.has(spec.inline_key) or node.has(spec.file_key)
 
-        if not node.has("password") and not node.has("password_file"):
-            if not self.allow_missing_password:
-                self.problems.add_at(
-                    node.anchor_line,
-                    node,
-                    f"missing 'password' or 'password_file' (or set {PASSWORD_ENV})",
-                )
-        return None
-
-    def _password_from_file(self, node: Node, file_name: str) -> Secret | None:
+    def _secret_from_file(
+        self, node: Node, file_name: str, spec: _SecretSpec
+    ) -> Secret | None:
         path = self.folder / file_name
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             if not self.allow_missing_password:
-                self.problems.add(node, f"password file not found: {path}")
+                self.problems.add(node, f"{spec.noun} file not found: {path}")
             return None
         except (OSError, UnicodeDecodeError) as error:
             self.problems.add(
-                node, f"cannot read the password file: {type(error).__name__}"
+                node, f"cannot read the {spec.noun} file: {type(error).__name__}"
             )
             return None
 
-        # Editors add a final newline; it is never part of the password.
-        return self._usable(node, text.rstrip("\r\n"))
+        # Editors add a final newline; it is never part of the secret.
+        return self._usable(node, text.rstrip("\r\n"), spec)
 
-    def _usable(self, node: Node, password: str) -> Secret | None:
-        """Refuse empty and placeholder passwords wherever they came from."""
-        if not password:
-            self.problems.add(node, "the password is empty")
+    def _usable(self, node: Node, value: str, spec: _SecretSpec) -> Secret | None:
+        """Refuse empty, placeholder and short secrets wherever they came from."""
+        if not value:
+            self.problems.add(node, f"the {spec.noun} is empty")
             return None
-        lowered = password.lower()
+        lowered = value.lower()
         if any(p in lowered for p in _PLACEHOLDERS):
             self.problems.add(
-                node, "is still a placeholder (CHANGE_ME); set the bot's real password"
+                node, f"is still a placeholder (CHANGE_ME); {spec.placeholder_hint}"
             )
             return None
-        return Secret(password)
+        if len(value) < spec.min_length:
+            self.problems.add(
+                node,
+                f"the {spec.noun} is too short: at least {spec.min_length} "
+                f"characters, got {len(value)}",
+            )
+            return None
+        return Secret(value)
 
     def _path(self, node: Node) -> Path | None:
         text = self.problems.string(node)

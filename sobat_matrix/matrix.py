@@ -12,12 +12,14 @@ service needs around it:
   :class:`MatrixError` here, at one boundary;
 - calls nio has no method for (createRoom with a full body, Synapse's admin API) go
   through :meth:`Matrix.request`, which retries a 429 a bounded number of times with
-  the server's ``retry_after_ms``.
+  the server's ``retry_after_ms``;
+- nio's own calls wait out a 429 the same bounded way (:class:`CappedClient`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import os
@@ -37,10 +39,12 @@ from nio import (
     SyncResponse,
 )
 
+from .config import STORE_KEY_ENV, STORE_KEY_FILE
+
 logger = logging.getLogger(__name__)
 
 MAX_RATE_LIMIT_RETRIES = 5
-MAX_RETRY_WAIT_S = 60.0
+MAX_RETRY_WAIT_S = 30.0
 SYNC_FILTER: dict[str, Any] = {
     "room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": False}},
     "presence": {"not_types": ["*"]},
@@ -69,6 +73,14 @@ class StoreMissing(Exception):
     """A saved session exists but its E2EE store is gone."""
 
 
+class StoreKeyMismatch(StoreMissing):
+    """The store key given differs from the one the E2EE store was made with.
+
+    A kind of :class:`StoreMissing` because the effect is the same: nio cannot
+    open the store, so the bot must not start (exit 74).
+    """
+
+
 @dataclass(frozen=True)
 class Session:
     user_id: str
@@ -81,6 +93,28 @@ class Session:
 
 def _q(value: str) -> str:
     return quote(value, safe="")
+
+
+class CappedClient(AsyncClient):
+    """nio's client, with each wait for a rate limit capped at ``MAX_RETRY_WAIT_S``.
+
+    Read in nio 0.26 (``AsyncClient._send``): on a 429 or ``M_LIMIT_EXCEEDED`` nio
+    sleeps ``retry_after_ms`` of the error response (5 s if absent) with no upper
+    bound, inside the call, and retries up to ``max_limit_exceeded`` times; nio
+    has no setting to cap the wait. A server asking for ten minutes would hold a
+    ``room_send``, a key upload or a sync for ten minutes per retry. The response
+    is capped where nio builds it, before ``_send`` reads it, so a call waits at
+    most ``MAX_RATE_LIMIT_RETRIES`` times ``MAX_RETRY_WAIT_S``, then returns the
+    error for our own retries (the outbox, the reconciler) to handle.
+    """
+
+    async def create_matrix_response(self, *args: Any, **kwargs: Any) -> Any:
+        resp = await super().create_matrix_response(*args, **kwargs)
+        retry_after_ms = getattr(resp, "retry_after_ms", None)
+        cap_ms = int(MAX_RETRY_WAIT_S * 1000)
+        if isinstance(retry_after_ms, int | float) and retry_after_ms > cap_ms:
+            resp.retry_after_ms = cap_ms
+        return resp
 
 
 class Matrix:
@@ -101,7 +135,8 @@ class Matrix:
         self.device_name = device_name
         self.store_dir = data_dir / "e2ee"
         self.session_file = data_dir / "session.json"
-        self.client = AsyncClient(
+        self._store_key = pickle_key
+        self.client = CappedClient(
             self.homeserver_url,
             user_id,
             store_path=str(self.store_dir),
@@ -120,6 +155,7 @@ class Matrix:
 
     async def connect(self, password: str | None) -> None:
         """Restore the saved session, or log in once with the password."""
+        self._check_store_key()
         self.store_dir.mkdir(parents=True, exist_ok=True)
         session = self._load_session()
 
@@ -142,6 +178,35 @@ class Matrix:
             logger.info("logged in as new device %s", resp.device_id)
 
         await self.housekeeping()
+
+    def _check_store_key(self) -> None:
+        """Refuse a store key other than the one kept in ``e2ee.key`` from before.
+
+        Before the ``secrets`` section, the key was made at random into
+        ``data_dir/e2ee.key``. nio cannot open a store with another key, and the
+        failure it gives is far from the cause, so it is caught here.
+        """
+        kept_file = self.data_dir / STORE_KEY_FILE
+        if not kept_file.exists():
+            return
+        kept = kept_file.read_text(encoding="utf-8").strip()
+        if hmac.compare_digest(kept.encode(), self._store_key.encode()):
+            return
+
+        logger.error(
+            "the store key given (secrets.store_key, its file or %s) is not the key "
+            "in %s that the E2EE store %s was made with, and the store cannot be "
+            "opened with another key. Give the content of %s as the store key; or, "
+            "to start over as a new device, delete %s, %s and %s",
+            STORE_KEY_ENV,
+            kept_file,
+            self.store_dir,
+            kept_file,
+            kept_file,
+            self.store_dir,
+            self.session_file,
+        )
+        raise StoreKeyMismatch(str(kept_file))
 
     def _load_session(self) -> Session | None:
         if not self.session_file.exists():

@@ -44,6 +44,11 @@ class Metrics:
             "Sync requests that failed and were retried",
             registry=self.registry,
         )
+        self.sync_restarts = Counter(
+            "sobat_sync_restarts",
+            "Times the sync loop made no progress for too long and was restarted",
+            registry=self.registry,
+        )
         self._server: Any = None
 
     def serve(self, port: int) -> None:

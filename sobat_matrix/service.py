@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import signal
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -24,7 +22,7 @@ import aiohttp
 from nio import Event, InviteMemberEvent, MegolmEvent, SyncResponse
 
 from . import outbox, retention, statsjob
-from .config import Config
+from .config import Config, with_data_dir_secrets
 from .crosssign import RECOVERY_ENV, CrossSigner
 from .curhat import Reconciler
 from .handlers import Handlers
@@ -43,16 +41,9 @@ logger = logging.getLogger(__name__)
 SYNC_TOKEN_KEY = "sync_token"
 SYNC_TIMEOUT_MS = 30_000
 SYNC_BACKOFF_MAX_S = 60.0
-
-
-def pickle_key(data_dir: Path) -> str:
-    """The key that protects nio's E2EE store, made once and kept beside it."""
-    path = data_dir / "e2ee.key"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
-        path.chmod(0o600)
-    return path.read_text(encoding="utf-8").strip()
+# nio gives up on a sync 15 s after the long-poll should have answered.
+SYNC_HTTP_MARGIN_S = 15.0
+SYNC_STALLS_BEFORE_RESTART = 3
 
 
 async def reachable(homeserver_url: str) -> None:
@@ -67,7 +58,18 @@ async def reachable(homeserver_url: str) -> None:
 class Service:
     """One bot: owns its store, its connection and all its tasks."""
 
-    def __init__(self, config: Config, policy: Policy) -> None:
+    def __init__(
+        self,
+        config: Config,
+        policy: Policy,
+        *,
+        sync_timeout_ms: int = SYNC_TIMEOUT_MS,
+        sync_stall_s: float | None = None,
+    ) -> None:
+        """``sync_stall_s``: how long the sync loop may go without finishing a sync
+        before the watchdog restarts it; by default three long-polls and their
+        HTTP margin, so only a loop that is stuck, not one that waits, is hit.
+        """
         self.config = config
         self.policy = policy
         self.tasks = TaskSet()
@@ -79,19 +81,28 @@ class Service:
         self.metrics = Metrics()
         self._seen_rooms: set[str] = set()
         self._sighup = False
+        self.sync_timeout_ms = sync_timeout_ms
+        if sync_stall_s is None:
+            sync_stall_s = SYNC_STALLS_BEFORE_RESTART * (
+                sync_timeout_ms / 1000 + SYNC_HTTP_MARGIN_S
+            )
+        self.sync_stall_s = sync_stall_s
+        self._sync_task: asyncio.Task[None] | None = None
+        self._sync_beat = time.monotonic()
 
     async def start(self) -> None:
         """Connect, catch up with everything since the last run, start the workers."""
-        config = self.config
         # Fail fast, before anything is written, if the homeserver is not there.
-        await reachable(config.homeserver.url)
+        await reachable(self.config.homeserver.url)
+        self.config = config = with_data_dir_secrets(self.config)
+        assert config.secrets.store_key is not None
         store = await Store.open(config.data_dir / "sobat.db")
         matrix = Matrix(
             config.homeserver.url,
             config.bot.user_id,
             config.data_dir,
             device_name=config.bot.device_name,
-            pickle_key=pickle_key(config.data_dir),
+            pickle_key=config.secrets.store_key.reveal(),
         )
         password = config.bot.password.reveal() if config.bot.password else None
         try:
@@ -141,7 +152,8 @@ class Service:
         await self.handle_sync(resp, history_only=token is None)
 
         self.tasks.spawn("staff rooms", self.reconciler.ensure_staff_members())
-        self.tasks.spawn("sync", self._sync_loop())
+        self._start_sync_loop()
+        self.tasks.spawn("sync watchdog", self._watch_sync())
         self.tasks.spawn("reconciler", self.reconciler.run())
         self.tasks.spawn("outbox", outbox.run(rt))
         self.tasks.spawn(
@@ -232,10 +244,11 @@ class Service:
                 token = await tx.get_meta(SYNC_TOKEN_KEY)
             try:
                 resp = await matrix.sync(
-                    token, full_state=False, timeout_ms=SYNC_TIMEOUT_MS
+                    token, full_state=False, timeout_ms=self.sync_timeout_ms
                 )
                 await self.handle_sync(resp, history_only=False)
                 failures = 0
+                self._sync_beat = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the loop must go on
@@ -245,7 +258,40 @@ class Service:
                 logger.warning(
                     "sync failed (%s), retry in %.0f s", type(exc).__name__, wait_s
                 )
+                # A loop that fails and backs off is alive; restarting it would
+                # only reset its backoff.
+                self._sync_beat = time.monotonic()
                 await asyncio.sleep(wait_s)
+
+    def _start_sync_loop(self) -> None:
+        self._sync_beat = time.monotonic()
+        self._sync_task = self.tasks.spawn("sync", self._sync_loop())
+
+    async def _watch_sync(self) -> None:
+        """Restart the sync loop when it has finished no sync for ``sync_stall_s``.
+
+        A sync that never answers (a half-open connection) or a handler that never
+        returns would otherwise leave the bot connected and deaf. The cancelled
+        sync's token was not saved, so the new loop replays it, which handled
+        event IDs make harmless.
+        """
+        while True:
+            await asyncio.sleep(self.sync_stall_s / 4)
+            stalled_s = time.monotonic() - self._sync_beat
+            if stalled_s < self.sync_stall_s:
+                continue
+
+            logger.error(
+                "sync made no progress for %.0f s; restarting the sync loop", stalled_s
+            )
+            self.metrics.sync_restarts.inc()
+            old = self._sync_task
+            if old is not None:
+                old.cancel()
+                _, pending = await asyncio.wait({old}, timeout=5)
+                if pending:
+                    logger.warning("the stuck sync did not end when cancelled")
+            self._start_sync_loop()
 
     async def handle_sync(self, resp: SyncResponse, *, history_only: bool) -> None:
         """Record every event of one sync, then save its token."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import stat
 from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -9,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from sobat_matrix import i18n
-from sobat_matrix.config import Config, Secret, load_config
+from sobat_matrix.config import Config, Secret, load_config, with_data_dir_secrets
 from sobat_matrix.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,7 +31,7 @@ supervisors: ["@pengawas:kota.test"]
 
 TOP_KEYS = (
     "homeserver, bot, data_dir, policy, language, timezone, supervisors, "
-    "statistics, access, logging, metrics, privacy"
+    "statistics, access, logging, metrics, privacy, secrets"
 )
 PLACEHOLDER = "is still a placeholder (CHANGE_ME); set the bot's real password"
 
@@ -570,3 +572,217 @@ def test_bad_metrics_port(tmp_path: Path, section: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert [str(p).split(": ", 1)[1] for p in caught.value.problems] == [message]
+
+
+STORE_KEY = "kunci-penyimpanan-e2ee-0123"
+PSEUDONYM = "rahasia-pseudonim-0123456789"
+SECRETS = f"""\
+secrets:
+  store_key: "{STORE_KEY}"
+  pseudonym_secret: "{PSEUDONYM}"
+"""
+
+
+def test_secrets_are_absent_by_default(tmp_path: Path) -> None:
+    config = load(tmp_path, BASE)
+
+    assert config.secrets.store_key is None
+    assert config.secrets.pseudonym_secret is None
+
+
+def test_secrets_inline_and_hidden(tmp_path: Path) -> None:
+    config = load(tmp_path, BASE + SECRETS)
+
+    assert config.secrets.store_key == Secret(STORE_KEY)
+    assert config.secrets.pseudonym_secret == Secret(PSEUDONYM)
+    assert STORE_KEY not in repr(config) and PSEUDONYM not in repr(config)
+
+
+def test_secrets_from_files_relative_to_config(tmp_path: Path) -> None:
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "store").write_text(f"{STORE_KEY}\n", encoding="utf-8")
+    (tmp_path / "keys" / "pseudo").write_text(PSEUDONYM, encoding="utf-8")
+    text = BASE + (
+        "secrets:\n  store_key_file: keys/store\n  pseudonym_secret_file: keys/pseudo\n"
+    )
+
+    config = load(tmp_path, text)
+
+    assert config.secrets.store_key == Secret(STORE_KEY)
+    assert config.secrets.pseudonym_secret == Secret(PSEUDONYM)
+
+
+def test_environment_overrides_secrets(tmp_path: Path) -> None:
+    environ = {
+        "SOBAT_STORE_KEY": "dari-lingkungan-0001",
+        "SOBAT_PSEUDONYM_SECRET": "dari-lingkungan-0002",
+    }
+    text = BASE + "secrets:\n  store_key_file: missing\n  pseudonym_secret: CHANGE_ME\n"
+
+    config = load(tmp_path, text, environ=environ)
+
+    assert config.secrets.store_key == Secret("dari-lingkungan-0001")
+    assert config.secrets.pseudonym_secret == Secret("dari-lingkungan-0002")
+
+
+def test_environment_secrets_without_a_section(tmp_path: Path) -> None:
+    config = load(tmp_path, BASE, environ={"SOBAT_STORE_KEY": STORE_KEY})
+
+    assert config.secrets.store_key == Secret(STORE_KEY)
+    assert config.secrets.pseudonym_secret is None
+
+
+STORE_PLACEHOLDER = (
+    "is still a placeholder (CHANGE_ME); set a random key of at least 16 characters"
+)
+PSEUDONYM_PLACEHOLDER = (
+    "is still a placeholder (CHANGE_ME); set a random secret of at least 16 characters"
+)
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        pytest.param(
+            'secrets:\n  store_key: "CHANGE_ME"\n',
+            [f"c.yaml:10: secrets.store_key: {STORE_PLACEHOLDER}"],
+            id="store-placeholder",
+        ),
+        pytest.param(
+            'secrets:\n  pseudonym_secret: "changeme-changeme-123"\n',
+            [f"c.yaml:10: secrets.pseudonym_secret: {PSEUDONYM_PLACEHOLDER}"],
+            id="pseudonym-placeholder",
+        ),
+        pytest.param(
+            'secrets:\n  store_key: "pendek"\n',
+            [
+                "c.yaml:10: secrets.store_key: the store key is too short: at least "
+                "16 characters, got 6"
+            ],
+            id="store-short",
+        ),
+        pytest.param(
+            'secrets:\n  pseudonym_secret: "123456789012345"\n',
+            [
+                "c.yaml:10: secrets.pseudonym_secret: the pseudonym secret is too "
+                "short: at least 16 characters, got 15"
+            ],
+            id="pseudonym-short",
+        ),
+        pytest.param(
+            'secrets:\n  store_key: ""\n',
+            ["c.yaml:10: secrets.store_key: must not be empty"],
+            id="store-empty",
+        ),
+        pytest.param(
+            f'secrets:\n  store_key: "{STORE_KEY}"\n  store_key_file: k\n',
+            [
+                "c.yaml:11: secrets.store_key_file: give either 'store_key' or "
+                "'store_key_file', not both"
+            ],
+            id="store-twice",
+        ),
+        pytest.param(
+            "secrets:\n  pseudonym_secret_file: nowhere\n",
+            [
+                "c.yaml:10: secrets.pseudonym_secret_file: pseudonym secret file not "
+                "found: {tmp_path}/nowhere"
+            ],
+            id="pseudonym-file-missing",
+        ),
+        pytest.param(
+            "secrets:\n  store_key: 1234567890123456\n",
+            ["c.yaml:10: secrets.store_key: expected a string, got a number"],
+            id="store-number",
+        ),
+        pytest.param(
+            "secrets:\n  key: x\n",
+            [
+                "c.yaml:10: secrets: unknown key 'key' (expected one of: store_key, "
+                "store_key_file, pseudonym_secret, pseudonym_secret_file)"
+            ],
+            id="unknown-secrets-key",
+        ),
+    ],
+)
+def test_bad_secrets(tmp_path: Path, section: str, expected: list[str]) -> None:
+    wanted = [e.replace("{tmp_path}", str(tmp_path)) for e in expected]
+
+    assert problems_of(tmp_path, BASE + section) == wanted
+
+
+@pytest.mark.parametrize(
+    ("variable", "expected"),
+    [
+        ("SOBAT_STORE_KEY", f"c.yaml: SOBAT_STORE_KEY: {STORE_PLACEHOLDER}"),
+        (
+            "SOBAT_PSEUDONYM_SECRET",
+            f"c.yaml: SOBAT_PSEUDONYM_SECRET: {PSEUDONYM_PLACEHOLDER}",
+        ),
+    ],
+)
+def test_placeholder_secret_from_environment(
+    tmp_path: Path, variable: str, expected: str
+) -> None:
+    assert problems_of(tmp_path, BASE, environ={variable: "CHANGE_ME"}) == [expected]
+
+
+def test_missing_secrets_are_made_once_in_data_dir(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = load(tmp_path, BASE)
+
+    with caplog.at_level(logging.WARNING, logger="sobat_matrix.config"):
+        first = with_data_dir_secrets(config)
+    warnings = [r.getMessage() for r in caplog.records]
+    again = with_data_dir_secrets(config)
+
+    store_file = tmp_path / "data" / "e2ee.key"
+    pseudonym_file = tmp_path / "data" / "pseudonym.key"
+    assert first.secrets == again.secrets
+    assert first.secrets.store_key == Secret(store_file.read_text(encoding="utf-8"))
+    assert first.secrets.pseudonym_secret == Secret(
+        pseudonym_file.read_text(encoding="utf-8")
+    )
+    assert first.secrets.store_key != first.secrets.pseudonym_secret
+    assert stat.S_IMODE(store_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(pseudonym_file.stat().st_mode) == 0o600
+    assert warnings == [
+        "secrets.store_key (from e2ee.key) and secrets.pseudonym_secret (from "
+        f"pseudonym.key) kept in the data directory {tmp_path / 'data'}; move them "
+        "into the config or a secret file (see config.yaml.example)"
+    ]
+
+
+def test_given_secrets_make_no_files_and_no_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = load(tmp_path, BASE + SECRETS)
+
+    with caplog.at_level(logging.WARNING, logger="sobat_matrix.config"):
+        filled = with_data_dir_secrets(config)
+
+    assert filled.secrets == config.secrets
+    assert not (tmp_path / "data").exists()
+    assert caplog.records == []
+
+
+def test_example_secrets_load_when_uncommented(tmp_path: Path) -> None:
+    example = (REPO / "config.yaml.example").read_text(encoding="utf-8")
+    lines = example.replace('password: "CHANGE_ME"', f'password: "{PASSWORD}"')
+    uncomment = {
+        "# secrets:": "secrets:",
+        "#   store_key_file:": "  store_key_file:",
+        "#   pseudonym_secret_file:": "  pseudonym_secret_file:",
+    }
+    for commented, key in uncomment.items():
+        assert lines.count(commented) == 1
+        lines = lines.replace(commented, key)
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "store-key").write_text(STORE_KEY, encoding="utf-8")
+    (tmp_path / "secrets" / "pseudonym").write_text(PSEUDONYM, encoding="utf-8")
+
+    config = load(tmp_path, lines)
+
+    assert config.secrets.store_key == Secret(STORE_KEY)
+    assert config.secrets.pseudonym_secret == Secret(PSEUDONYM)

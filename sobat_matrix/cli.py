@@ -20,7 +20,7 @@ from . import logsetup
 from .config import Config, load_config
 from .crosssign import CrossSigningError
 from .errors import ConfigError
-from .matrix import MatrixError, StoreMissing
+from .matrix import MatrixError, StoreKeyMismatch, StoreMissing
 from .policy import Policy, load_policy
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     logsetup.configure(config.logging.level)
     try:
         asyncio.run(run_service(config, policy))
+    except StoreKeyMismatch:
+        # Matrix.connect already said which key and how to fix it.
+        return EXIT_STORE
     except StoreMissing as exc:
         logger.error(
             "the E2EE store %s is missing; the saved session cannot decrypt anything. "

@@ -40,6 +40,8 @@ STORE_KEY_ENV = "SOBAT_STORE_KEY"
 PSEUDONYM_SECRET_ENV = "SOBAT_PSEUDONYM_SECRET"
 SECRET_MIN_LENGTH = 16
 STORE_KEY_FILE = "e2ee.key"
+# Beside the store: proves on each start that the key is the one it was made with.
+STORE_KEY_CHECK_FILE = "e2ee.key-check"
 PSEUDONYM_SECRET_FILE = "pseudonym.key"
 ADMIN_JOIN_MODES = ("auto", "yes", "no")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

@@ -39,7 +39,7 @@ from nio import (
     SyncResponse,
 )
 
-from .config import STORE_KEY_ENV, STORE_KEY_FILE
+from .config import STORE_KEY_CHECK_FILE, STORE_KEY_ENV, STORE_KEY_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -180,33 +180,51 @@ class Matrix:
         await self.housekeeping()
 
     def _check_store_key(self) -> None:
-        """Refuse a store key other than the one kept in ``e2ee.key`` from before.
+        """Refuse a store key other than the one the E2EE store was made with.
 
-        Before the ``secrets`` section, the key was made at random into
-        ``data_dir/e2ee.key``. nio cannot open a store with another key, and the
-        failure it gives is far from the cause, so it is caught here.
+        nio cannot open a store with another key, and the failure it gives is far
+        from the cause, so it is caught here. Before the ``secrets`` section the key
+        was made at random into ``data_dir/e2ee.key``; it is compared with that.
+        Otherwise a check value (an HMAC of a fixed text under the key, which does
+        not reveal the key) is kept beside the store the first time and compared on
+        every start.
         """
         kept_file = self.data_dir / STORE_KEY_FILE
-        if not kept_file.exists():
-            return
-        kept = kept_file.read_text(encoding="utf-8").strip()
-        if hmac.compare_digest(kept.encode(), self._store_key.encode()):
+        check_file = self.data_dir / STORE_KEY_CHECK_FILE
+        check = hmac.new(
+            self._store_key.encode(), b"sobat-matrix store key", "sha256"
+        ).hexdigest()
+        if kept_file.exists():
+            kept = kept_file.read_text(encoding="utf-8").strip()
+            if hmac.compare_digest(kept.encode(), self._store_key.encode()):
+                return
+            where = kept_file
+            fix = f"Give the content of {kept_file} as the store key"
+        elif check_file.exists():
+            kept = check_file.read_text(encoding="utf-8").strip()
+            if hmac.compare_digest(kept, check):
+                return
+            where = check_file
+            fix = "Give the store key the bot was first started with"
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            check_file.write_text(check + "\n", encoding="utf-8")
             return
 
         logger.error(
             "the store key given (secrets.store_key, its file or %s) is not the key "
-            "in %s that the E2EE store %s was made with, and the store cannot be "
-            "opened with another key. Give the content of %s as the store key; or, "
-            "to start over as a new device, delete %s, %s and %s",
+            "the E2EE store %s was made with (checked against %s), and the store "
+            "cannot be opened with another key. %s; or, to start over as a new "
+            "device, delete %s, %s and %s",
             STORE_KEY_ENV,
-            kept_file,
             self.store_dir,
-            kept_file,
-            kept_file,
+            where,
+            fix,
+            where,
             self.store_dir,
             self.session_file,
         )
-        raise StoreKeyMismatch(str(kept_file))
+        raise StoreKeyMismatch(str(where))
 
     def _load_session(self) -> Session | None:
         if not self.session_file.exists():

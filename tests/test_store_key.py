@@ -51,7 +51,8 @@ async def test_a_key_other_than_the_kept_one_is_refused(
     message = record.getMessage()
     assert message.startswith(
         "the store key given (secrets.store_key, its file or SOBAT_STORE_KEY) is not "
-        f"the key in {tmp_path / 'e2ee.key'} that the E2EE store"
+        f"the key the E2EE store {tmp_path / 'e2ee'} was made with (checked against "
+        f"{tmp_path / 'e2ee.key'})"
     )
     assert "Give the content of" in message and "start over as a new device" in message
     assert STORE_KEY not in message and OTHER_KEY not in message
@@ -113,20 +114,27 @@ async def test_store_key_from_config_opens_the_store(
 
 
 @pytest.mark.integration
-async def test_an_old_bot_given_another_key_exits_74(
+async def test_a_bot_given_another_key_exits_74(
     synapse: DevServer, tmp_path: Path
 ) -> None:
+    """The key comes from the config's key file; a different one is refused.
+
+    No ``e2ee.key`` exists here: the check value kept beside the store is what
+    tells the keys apart.
+    """
     world = await make_world(synapse, tmp_path)
     data_dir = world.stage.state_dir / "bot-data"
     try:
         await world.start_bot()
         await world.stop_bot()
-        kept = (data_dir / "e2ee.key").read_text(encoding="utf-8")
+        assert not (data_dir / "e2ee.key").exists()
+        check = (data_dir / "e2ee.key-check").read_text(encoding="utf-8")
+        kept = (world.stage.state_dir / "store-key").read_text(encoding="utf-8")
 
         refused = await asyncio.to_thread(
             run_bot, world.stage.config_path, {"SOBAT_STORE_KEY": OTHER_KEY}
         )
-        # The operator moves the kept key into the environment: it starts again.
+        # The right key, from the environment this time: it starts again.
         moved = await asyncio.to_thread(
             run_bot_briefly, world.stage.config_path, {"SOBAT_STORE_KEY": kept}
         )
@@ -134,9 +142,10 @@ async def test_an_old_bot_given_another_key_exits_74(
         await world.close()
 
     assert refused.returncode == EXIT_STORE
-    assert "is not the key in" in refused.stderr
+    assert "is not the key" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert OTHER_KEY not in refused.stderr and kept not in refused.stderr
+    assert kept not in check
     assert "bot running as device" in moved
 
 

@@ -89,6 +89,13 @@ class Stage:
         passwords_file.chmod(0o600)
 
         config_path = state_dir / "config.yaml"
+        data_dir = state_dir / "bot-data"
+        store_key_file = _secret_file(
+            state_dir / "store-key", kept_from=data_dir / "e2ee.key"
+        )
+        pseudonym_file = _secret_file(
+            state_dir / "pseudonym-secret", kept_from=data_dir / "pseudonym.key"
+        )
         password_file = state_dir / "bot-password"
         password_file.write_text(bot.password)
         password_file.chmod(0o600)
@@ -99,7 +106,11 @@ class Stage:
                 "password_file": str(password_file),
                 "display_name": "Sobat Sukabumi",
             },
-            "data_dir": str(state_dir / "bot-data"),
+            "data_dir": str(data_dir),
+            "secrets": {
+                "store_key_file": str(store_key_file),
+                "pseudonym_secret_file": str(pseudonym_file),
+            },
             "policy": str(policy_path.resolve()),
             "language": "id",
             "timezone": "Asia/Jakarta",
@@ -132,6 +143,19 @@ class Stage:
             supervisors=config.supervisors,
         )
         return config, policy
+
+
+def _secret_file(path: Path, *, kept_from: Path) -> Path:
+    """A secret kept in ``path``, made once (or taken over from an older state).
+
+    A state folder made before secrets moved into the config has the key in the
+    data directory; it is taken over, since the E2EE store opens with no other.
+    """
+    if not path.exists():
+        old = kept_from.read_text().strip() if kept_from.exists() else ""
+        path.write_text(old or secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path
 
 
 def _policy_counsellors(policy_path: Path) -> list[str]:

@@ -182,7 +182,11 @@ class Handlers:
             return
 
         answer = self.intake.answer(
-            chat.step, body, category_key=chat.category, pref_type=chat.pref_type
+            chat.step,
+            body,
+            category_key=chat.category,
+            pref_type=chat.pref_type,
+            pref_gender=chat.pref_gender,
         )
         sent_s = getattr(event, "server_timestamp", 0) / 1000
         if (
@@ -340,6 +344,7 @@ class Handlers:
             category=None,
             pref_type=None,
             pref_gender=None,
+            pref_religion=None,
         )
         for text in answer.texts:
             await self.rt.say(tx, chat.room_id, text)

@@ -15,7 +15,12 @@ from typing import Any
 
 from .i18n import Catalog
 from .policy import Category, Policy
-from .routing import Preference, preference_options, step_candidates
+from .routing import (
+    Preference,
+    preference_options,
+    religion_options,
+    step_candidates,
+)
 
 ANY = "*"
 
@@ -24,6 +29,7 @@ CONSENT = "consent"
 CATEGORY = "category"
 PREF_TYPE = "pref_type"
 PREF_GENDER = "pref_gender"
+PREF_RELIGION = "pref_religion"
 REQUESTED = "requested"
 IDLE = "idle"
 
@@ -132,6 +138,24 @@ class Intake:
         )
         return options
 
+    def religion_options(
+        self, category: Category, pref_type: str | None, pref_gender: str | None
+    ) -> list[Option]:
+        """Religions of the counsellors who could serve the answers so far.
+
+        A policy names religions by key ("islam", "kristen"); the key, capitalised,
+        is the label, as Indonesian writes them.
+        """
+        given = Preference(type=pref_type, gender=pref_gender)
+        options = [
+            Option(key, key.replace("_", " ").title(), (normalise(key),))
+            for key in religion_options(self.policy, category, given)
+        ]
+        options.append(
+            Option(ANY, self.t("intake.any"), self.words("intake.any_words"))
+        )
+        return options
+
     def _category_menu(self) -> str:
         lines = []
         for number, category in enumerate(self.policy.categories, start=1):
@@ -216,6 +240,19 @@ class Intake:
     def _wants_gender(self, category: Category, pref_type: str | None) -> bool:
         return category.ask_gender and len(self.genders(category, pref_type)) > 1
 
+    def ask_religion(
+        self, category: Category, pref_type: str | None, pref_gender: str | None
+    ) -> str:
+        menu = self._menu(self.religion_options(category, pref_type, pref_gender))
+        return self.t("intake.religion_question", menu=menu)
+
+    def _wants_religion(
+        self, category: Category, pref_type: str | None, pref_gender: str | None
+    ) -> bool:
+        # Besides "anyone", at least two faiths: one alone is no choice.
+        options = self.religion_options(category, pref_type, pref_gender)
+        return category.ask_religion and len(options) > 2
+
     # -- the dialogue ------------------------------------------------------------------
 
     def answer(
@@ -225,6 +262,7 @@ class Intake:
         *,
         category_key: str | None,
         pref_type: str | None,
+        pref_gender: str | None = None,
     ) -> Answer:
         """Answer a warga's message at ``step``."""
         if step == CONSENT:
@@ -236,6 +274,8 @@ class Intake:
             return self._on_type(text, category)
         if step == PREF_GENDER:
             return self._on_gender(text, category, pref_type)
+        if step == PREF_RELIGION:
+            return self._on_religion(text, category, pref_type, pref_gender)
         return self.greeting()
 
     def _again(self, step: str, question: str) -> Answer:
@@ -269,6 +309,7 @@ class Intake:
             "category": category.key,
             "pref_type": None,
             "pref_gender": None,
+            "pref_religion": None,
         }
         return self._next_after(category, updates)
 
@@ -280,6 +321,18 @@ class Intake:
         pref_type = updates.get("pref_type")
         if self._wants_gender(category, pref_type):
             return Answer(PREF_GENDER, [self.ask_gender(category, pref_type)], updates)
+        return self._after_gender(category, pref_type, None, updates)
+
+    def _after_gender(
+        self,
+        category: Category,
+        pref_type: str | None,
+        pref_gender: str | None,
+        updates: dict[str, Any],
+    ) -> Answer:
+        if self._wants_religion(category, pref_type, pref_gender):
+            question = self.ask_religion(category, pref_type, pref_gender)
+            return Answer(PREF_RELIGION, [question], updates)
         return Answer(REQUESTED, [], updates, request=True)
 
     def _on_type(self, text: str, category: Category) -> Answer:
@@ -296,4 +349,19 @@ class Intake:
         if option is None:
             return self._again(PREF_GENDER, self.ask_gender(category, pref_type))
         value = None if option.value == ANY else option.value
-        return Answer(REQUESTED, [], {"pref_gender": value}, request=True)
+        return self._after_gender(category, pref_type, value, {"pref_gender": value})
+
+    def _on_religion(
+        self,
+        text: str,
+        category: Category,
+        pref_type: str | None,
+        pref_gender: str | None,
+    ) -> Answer:
+        options = self.religion_options(category, pref_type, pref_gender)
+        option = self.pick(text, options)
+        if option is None:
+            question = self.ask_religion(category, pref_type, pref_gender)
+            return self._again(PREF_RELIGION, question)
+        value = None if option.value == ANY else option.value
+        return Answer(REQUESTED, [], {"pref_religion": value}, request=True)

@@ -153,11 +153,6 @@ def religion_options(
     return list(dict.fromkeys(religions))
 
 
-# TODO(routing): curhat.Reconciler._dispatch passes none of now, language, previous
-# and round_robin_state yet, so the running bot ignores schedules, leave, holidays
-# and service hours, and round_robin and previous act as least_loaded. That keeps
-# the demo and the integration tests (which run at any hour on the sample policy)
-# working; wiring them in (issue 4) needs a policy for the demo that is always open.
 def choose(
     policy: Policy,
     category_key: str,

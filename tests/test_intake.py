@@ -64,7 +64,7 @@ GENDER_QUESTION = "Apakah Anda ingin konselor perempuan atau laki-laki?"
 
 # The only values intake may ever store: keys from the policy and "no preference".
 OPTION_KEYS = {*(c.key for c in POLICY.categories), *POLICY.counsellor_types, *GENDERS}
-UPDATE_FIELDS = {"category", "pref_type", "pref_gender"}
+UPDATE_FIELDS = {"category", "pref_type", "pref_gender", "pref_religion"}
 
 
 @dataclass
@@ -81,6 +81,7 @@ class Chat:
             text,
             category_key=self.state.get("category"),
             pref_type=self.state.get("pref_type"),
+            pref_gender=self.state.get("pref_gender"),
         )
         self.step = answer.step
         self.state.update(answer.updates)
@@ -217,6 +218,7 @@ def test_choosing_a_category_clears_earlier_preferences() -> None:
         "category": "ekonomi",
         "pref_type": None,
         "pref_gender": None,
+        "pref_religion": None,
     }
 
 
@@ -343,6 +345,7 @@ def test_dialogue(
         "category": category,
         "pref_type": pref_type,
         "pref_gender": pref_gender,
+        "pref_religion": None,
     }
 
     last = chat.answers[-1]
@@ -431,7 +434,12 @@ def test_gender_menu_counts_only_counsellors_the_route_reaches() -> None:
     chat.say("k", intake)
     answer = chat.say("psikolog", intake)
     assert answer.request is True
-    assert chat.state == {"category": "k", "pref_type": "psikolog", "pref_gender": None}
+    assert chat.state == {
+        "category": "k",
+        "pref_type": "psikolog",
+        "pref_gender": None,
+        "pref_religion": None,
+    }
 
 
 @pytest.mark.parametrize("text", ["", "0", "5", "psikiater", "dokter keluarga"])
@@ -638,3 +646,36 @@ def test_a_referral_category_answers_with_its_link_and_opens_nothing(text: str) 
     (reply,) = answer.texts
     assert "https://super.sukabumikota.go.id" in reply
     assert "SUPER (Sukabumi Participated Responder)" in reply
+
+
+RELIGION_POLICY = """
+counsellor_types:
+  keagamaan: {id: Konselor keagamaan}
+counsellors:
+  - {id: "@ahmad:kota.test", name: Ustaz Ahmad, types: [keagamaan],
+     gender: laki-laki, religion: islam}
+  - {id: "@maria:kota.test", name: Ibu Maria, types: [keagamaan],
+     gender: perempuan, religion: kristen}
+categories:
+  rohani:
+    label: {id: Rohani}
+    ask: [religion]
+    route:
+      - {types: [keagamaan], timeout: 5m}
+"""
+
+
+def test_a_warga_may_ask_for_a_counsellor_of_a_faith(tmp_path: Path) -> None:
+    path = tmp_path / "faith.yaml"
+    path.write_text(RELIGION_POLICY)
+    intake = Intake(load_policy(path), CATALOG, label_in("id"))
+    chat = Chat(CATEGORY)
+
+    asked = chat.say("rohani", intake)
+    assert asked.step == "pref_religion"
+    assert "1. Islam\n2. Kristen\n3. Siapa saja" in asked.texts[0]
+    assert chat.say("katolik", intake).step == "pref_religion"
+    done = chat.say("Kristen", intake)
+
+    assert done.request
+    assert chat.state["pref_religion"] == "kristen"

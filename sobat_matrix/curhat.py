@@ -296,13 +296,12 @@ class Reconciler:
 
             if case.urgent and not handover and policy.urgent is not None:
                 wanted = policy.urgent.parallel - len(asked)
+                # Without a duty room a counsellor cannot receive the offer.
+                no_room = {c.user_id for c in policy.counsellors} - set(duty_rooms)
                 on_call = choose_on_call(
                     policy,
-                    {
-                        uid: Load(load.open_curhats, uid not in duty_rooms)
-                        for uid, load in loads.items()
-                    },
-                    declined | timed_out | asked,
+                    loads,
+                    declined | timed_out | asked | no_room,
                     now=now,
                     available=available,
                     count=max(wanted, 0),

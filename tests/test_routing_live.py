@@ -34,6 +34,7 @@ def live_policy(
     service_hours: str = "",
     keluarga_route: str = "- types: [psikolog]\n        timeout: 5m",
     keluarga_label: str = "Keluarga",
+    max_waiting: int = 30,
 ) -> str:
     """A and B: psychologists (B for money worries only), C: religious; A, C on call."""
     return f"""
@@ -64,6 +65,7 @@ urgent:
   parallel: 2
   timeout: 5m
 queue:
+  max_waiting: {max_waiting}
   estimate_per_place: 5m
   notify_step: 1
 categories:
@@ -236,9 +238,11 @@ async def test_out_of_hours_answer_and_urgent_help_at_night(make) -> None:  # ty
 
 
 async def test_urgent_curhat_jumps_the_queue_and_alerts_supervisors(make) -> None:  # type: ignore[no-untyped-def]
-    world: BotWorld = await make(live_policy, warga_count=2)
+    world: BotWorld = await make(
+        lambda ids: live_policy(ids, max_waiting=1), warga_count=3
+    )
     a, b, c = (world.counsellors[k] for k in ("a", "b", "c"))
-    first, second = world.wargas
+    first, second, third = world.wargas
     sup = world.supervisor
     sup_room = await supervisors_room(world)
     a_duty, b_duty, c_duty = [await duty_room(x) for x in (a, b, c)]
@@ -261,6 +265,16 @@ async def test_urgent_curhat_jumps_the_queue_and_alerts_supervisors(make) -> Non
 
     # The first warga is told they moved back.
     await first.wait_for_text("sekarang Anda di nomor 2", room_id=dm1, timeout=30)
+
+    # The queue is at its limit of one: an urgent request was still taken, but
+    # another ordinary one gets an honest answer with the numbers to call.
+    dm3 = await open_chat(world, third)
+    await third.wait_for_text("setuju", room_id=dm3, timeout=60)
+    await third.send_text(dm3, "ya")
+    await third.wait_for_text("Tentang apa", room_id=dm3, timeout=30)
+    await third.send_text(dm3, "keluarga")
+    full = await third.wait_for_text("antrean Sobat Sukabumi sedang penuh", timeout=30)
+    assert "112" in (full.body or "") and not CODE.search(full.body or "")
 
     # Supervisors get the code and the category, nothing else.
     alert = await sup.wait_for_text("mendesak", room_id=sup_room, timeout=30)

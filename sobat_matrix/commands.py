@@ -51,6 +51,8 @@ class Rule:
 
 RULES: dict[str, Rule] = {
     "batal": Rule(WARGA, DIRECT),
+    # Forget me: everything the bot holds about this warga (see handlers).
+    "hapus": Rule(WARGA, DIRECT),
     "selesai": Rule(WARGA, CURHAT),
     "alihkan": Rule(COUNSELLOR, CURHAT),
     "terima": Rule(COUNSELLOR, DUTY),

@@ -8,6 +8,7 @@ a command or an intake answer; they are never stored or logged.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from datetime import UTC, datetime
@@ -45,6 +46,8 @@ RATING_KEYS = {"1️⃣": 1, "2️⃣": 2, "3️⃣": 3, "4️⃣": 4, "5️⃣"
 parse_command = parse
 # The steps of a direct chat in which the warga has not (yet) agreed to go on.
 NOT_CONSENTED = ("idle", "joining", "requested", "gone", intake_steps.CONSENT)
+# The warga typed !hapus; their next message confirms or cancels.
+FORGET_CONFIRM = "forget_confirm"
 
 
 class Handlers:
@@ -128,6 +131,11 @@ class Handlers:
             elif not await self._closed_now(tx, chat):
                 await self._greet(tx, chat)
             return
+        if chat.warga is None:
+            adopted = await self._adopt(tx, chat, event)
+            if adopted is None:
+                return
+            chat = adopted
         if (
             isinstance(event, RoomMemberEvent)
             and event.membership in ("join", "invite")
@@ -164,6 +172,15 @@ class Handlers:
                 await self._refuse_command(tx, chat.room_id, command)
                 return
 
+        if chat.step == FORGET_CONFIRM:
+            if await self._on_forget_answer(tx, chat, body) or not rt.is_urgent(body):
+                return
+            chat = await tx.direct_chat(chat.room_id) or chat
+        elif command is not None and command.name == "hapus":
+            await self._ask_forget(tx, chat)
+            return
+
+        assert chat.warga is not None
         case = await tx.open_case_of(chat.warga)
         if rt.is_urgent(body):
             if await self._urgent(tx, chat, case):
@@ -208,6 +225,74 @@ class Handlers:
             updated = await tx.direct_chat(chat.room_id)
             assert updated is not None
             await self._request(tx, updated)
+
+    async def _adopt(self, tx: Tx, chat: DirectChat, event: Event) -> DirectChat | None:
+        """A direct chat whose warga was forgotten: whoever writes in it is the warga.
+
+        The chat must still hold only the bot and one person. Returns the chat with
+        its warga, or None when the event needs no answer.
+        """
+        room = self.rt.matrix.client.rooms.get(chat.room_id)
+        others = set(room.users) - {self.rt.bot} if room is not None else set()
+        if len(others) > 1:
+            await self._refuse(tx, chat, "intake.not_private")
+            return None
+        if event.sender not in others or not isinstance(
+            event, RoomMessage | ReactionEvent
+        ):
+            return None
+
+        await tx.update_direct_chat(chat.room_id, warga=event.sender)
+        return dataclasses.replace(chat, warga=event.sender)
+
+    async def _ask_forget(self, tx: Tx, chat: DirectChat) -> None:
+        """``!hapus``: say what would be deleted and wait for a "ya"."""
+        if await self._forget_blocked(tx, chat):
+            return
+        await tx.update_direct_chat(
+            chat.room_id, step=FORGET_CONFIRM, resume_step=chat.step
+        )
+        await self.rt.say(tx, chat.room_id, self.rt.text("forget.confirm"))
+
+    async def _forget_blocked(self, tx: Tx, chat: DirectChat) -> bool:
+        """A curhat in progress or being closed: say so; True if nothing may go."""
+        assert chat.warga is not None
+        case = await tx.open_case_of(chat.warga, ("accepted", "active", "closing"))
+        # A withdrawn request being tidied away never had the warga in its room.
+        if case is None or case.closed_by == "cancel":
+            return False
+        key = "forget.closing" if case.status == "closing" else "forget.open"
+        await self.rt.say(tx, chat.room_id, self.rt.text(key))
+        return True
+
+    async def _on_forget_answer(self, tx: Tx, chat: DirectChat, body: str) -> bool:
+        """The message after ``!hapus``; True if the warga was forgotten."""
+        rt = self.rt
+        resume = chat.resume_step or "idle"
+        if intake_steps.normalise(body) not in self.intake.words(
+            "forget.confirm_words"
+        ):
+            await tx.update_direct_chat(chat.room_id, step=resume, resume_step=None)
+            await rt.say(tx, chat.room_id, rt.text("forget.cancelled"))
+            return False
+        if await self._forget_blocked(tx, chat):
+            await tx.update_direct_chat(chat.room_id, step=resume, resume_step=None)
+            return True
+
+        assert chat.warga is not None
+        waiting = await tx.open_case_of(chat.warga, ("waiting",))
+        if waiting is not None:
+            await self._cancel_waiting(tx, chat, waiting)
+        forgotten = await tx.forget_warga(chat.warga)
+        await rt.say(
+            tx, chat.room_id, rt.text("forget.done", curhats=forgotten.curhats)
+        )
+        logger.info(
+            "a warga asked to be forgotten: %d curhats unlinked, %d direct chats",
+            forgotten.curhats,
+            forgotten.chats,
+        )
+        return True
 
     async def _urgent(self, tx: Tx, chat: DirectChat, case: Case | None) -> bool:
         """Urgent words in a warga's message: contacts now, and jump the queue.
@@ -366,6 +451,7 @@ class Handlers:
             logger.info("request turned away: the queue is full")
             return
 
+        assert chat.warga is not None
         code = new_code()
         while await tx.code_in_use(code):
             code = new_code()
@@ -413,16 +499,7 @@ class Handlers:
             intake_steps.normalise(body) in self.intake.words("queue.cancel_words")
         )
         if cancel and case.status == "waiting":
-            await tx.update_case(
-                case.id,
-                status="closing",
-                closed_by="cancel",
-                close_requested_at=time.time(),
-            )
-            await duty.withdraw_offers(rt, tx, case, "offer.withdrawn")
-            await tx.update_direct_chat(chat.room_id, step="idle")
-            await rt.say(tx, chat.room_id, rt.text("queue.cancelled", code=case.code))
-            rt.wake_reconciler.set()
+            await self._cancel_waiting(tx, chat, case)
             return
 
         if case.status == "waiting":
@@ -436,6 +513,20 @@ class Handlers:
         else:
             text = rt.text("queue.in_progress", room=f"Curhat #{case.code}")
         await rt.say(tx, chat.room_id, text)
+
+    async def _cancel_waiting(self, tx: Tx, chat: DirectChat, case: Case) -> None:
+        """The warga withdraws a curhat still in the queue."""
+        rt = self.rt
+        await tx.update_case(
+            case.id,
+            status="closing",
+            closed_by="cancel",
+            close_requested_at=time.time(),
+        )
+        await duty.withdraw_offers(rt, tx, case, "offer.withdrawn")
+        await tx.update_direct_chat(chat.room_id, step="idle")
+        await rt.say(tx, chat.room_id, rt.text("queue.cancelled", code=case.code))
+        rt.wake_reconciler.set()
 
     async def _on_rating(self, tx: Tx, chat: DirectChat, body: str) -> None:
         said = intake_steps.normalise(body)

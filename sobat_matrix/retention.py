@@ -1,8 +1,10 @@
 """Forgets who the warga of a curhat was, a configured number of days after it ended.
 
 Running the service needs the link between a warga and a curhat only while the
-curhat is open and shortly after (rating, questions). The figures never need it.
-The link is cut once an hour for every curhat that ended long enough ago.
+curhat is open and shortly after (rating, questions). The figures never need it, and
+routing to the previous counsellor uses the pseudonym that stays. The link is cut
+once an hour for every curhat that ended long enough ago, and so are the direct chats
+of warga who have gone quiet for as long (see :meth:`Tx.forget_before`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import logging
 import time
 
-from .store import Store
+from .store import Forgotten, Store
 
 logger = logging.getLogger(__name__)
 
@@ -19,12 +21,16 @@ DAY_S = 24 * 3600
 EVERY_S = 3600
 
 
-async def forget_old(store: Store, days: int, now: float | None = None) -> int:
+async def forget_old(store: Store, days: int, now: float | None = None) -> Forgotten:
     cut_off = (time.time() if now is None else now) - days * DAY_S
     async with store.tx() as tx:
         forgotten = await tx.forget_before(cut_off)
-    if forgotten:
-        logger.info("forgot the warga of %d curhats", forgotten)
+    if forgotten.curhats or forgotten.chats:
+        logger.info(
+            "forgot the warga of %d curhats and %d direct chats",
+            forgotten.curhats,
+            forgotten.chats,
+        )
     return forgotten
 
 

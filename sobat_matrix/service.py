@@ -96,7 +96,11 @@ class Service:
         await reachable(self.config.homeserver.url)
         self.config = config = with_data_dir_secrets(self.config)
         assert config.secrets.store_key is not None
-        store = await Store.open(config.data_dir / "sobat.db")
+        assert config.secrets.pseudonym_secret is not None
+        store = await Store.open(
+            config.data_dir / "sobat.db",
+            pseudonym_key=config.secrets.pseudonym_secret.reveal().encode(),
+        )
         matrix = Matrix(
             config.homeserver.url,
             config.bot.user_id,

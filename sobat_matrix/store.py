@@ -5,6 +5,11 @@ them into the room), the choices a warga made at intake (category and preference
 timestamps, ratings, and the bot's own outgoing notices until they are sent. Never a
 message body written by a warga or a counsellor.
 
+A warga's Matrix ID is kept only while it is needed: :meth:`Tx.forget_before` and
+:meth:`Tx.forget_warga` remove it. What stays for routing and figures is
+``cases.warga_ref``, a keyed hash (:func:`pseudonym`) that stands for the same warga
+without naming them.
+
 All access goes through :meth:`Store.tx`, one transaction at a time. The rule for
 callers: no Matrix I/O inside a transaction, so a transaction is short and a crash
 leaves either all of a step or none of it.
@@ -13,10 +18,12 @@ leaves either all of a step or none of it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +128,33 @@ MIGRATIONS: list[str] = [
         changed_at REAL NOT NULL
     );
     """,
+    # Privacy: a pseudonym for the warga of each curhat that outlives the Matrix ID;
+    # a direct chat whose warga was forgotten keeps its row with no warga in it (the
+    # bot is still in the room); the step to go back to when "!hapus" is not confirmed.
+    """
+    ALTER TABLE cases ADD COLUMN warga_ref TEXT;
+    CREATE INDEX cases_warga_ref ON cases (warga_ref);
+    CREATE TABLE dm_rooms_new (
+        room_id TEXT PRIMARY KEY,
+        warga TEXT,
+        step TEXT NOT NULL,
+        category TEXT,
+        pref_type TEXT,
+        pref_gender TEXT,
+        rating_case INTEGER,
+        rating_event_id TEXT,
+        updated_at REAL NOT NULL,
+        pref_religion TEXT,
+        urgent INTEGER NOT NULL DEFAULT 0,
+        resume_step TEXT
+    );
+    INSERT INTO dm_rooms_new (room_id, warga, step, category, pref_type, pref_gender,
+        rating_case, rating_event_id, updated_at, pref_religion, urgent)
+        SELECT room_id, warga, step, category, pref_type, pref_gender, rating_case,
+        rating_event_id, updated_at, pref_religion, urgent FROM dm_rooms;
+    DROP TABLE dm_rooms;
+    ALTER TABLE dm_rooms_new RENAME TO dm_rooms;
+    """,
 ]
 
 # A curhat's life. "waiting": no counsellor yet; "accepted": a counsellor said yes
@@ -162,6 +196,7 @@ class Case:
     urgent: bool = False
     pref_religion: str | None = None
     told_position: int | None = None
+    warga_ref: str | None = None
     # While a counsellor hands the curhat over: who is leaving, and to what.
     handover_from: str | None = None
     handover_category: str | None = None
@@ -192,7 +227,8 @@ class DirectChat:
     """A warga's direct chat with the bot and where the intake stands."""
 
     room_id: str
-    warga: str
+    # None once the warga was forgotten: the next person to write is taken as warga.
+    warga: str | None
     step: str
     category: str | None
     pref_type: str | None
@@ -202,6 +238,7 @@ class DirectChat:
     updated_at: float = 0.0
     pref_religion: str | None = None
     urgent: bool = False
+    resume_step: str | None = None
 
 
 @dataclass(frozen=True)
@@ -234,6 +271,28 @@ def duty_purpose(counsellor: str) -> str:
 
 SUPERVISORS_PURPOSE = "supervisors"
 
+# How many warga asked with "!hapus" to be forgotten: a count, nothing else.
+FORGET_REQUESTS_KEY = "forget_requests"
+PSEUDONYM_HEX = 32
+
+
+def pseudonym(key: bytes, user_id: str) -> str:
+    """A keyed hash standing for ``user_id``: the same for the same person and key.
+
+    Without the key it cannot be turned back into the ID, nor checked against a
+    guessed ID (HMAC-SHA256, the first 128 bits in hex).
+    """
+    digest = hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()
+    return digest[:PSEUDONYM_HEX]
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What :meth:`Tx.forget_warga` removed, for telling the warga."""
+
+    curhats: int
+    chats: int
+
 
 def _case(row: aiosqlite.Row) -> Case:
     d = dict(row)
@@ -245,8 +304,14 @@ def _case(row: aiosqlite.Row) -> Case:
 class Tx:
     """Queries and updates inside one transaction."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(
+        self, db: aiosqlite.Connection, pseudonym_of: Callable[[str], str] | None
+    ) -> None:
         self._db = db
+        self._pseudonym_of = pseudonym_of
+
+    def _ref(self, warga: str) -> str | None:
+        return None if self._pseudonym_of is None else self._pseudonym_of(warga)
 
     async def _one(self, sql: str, args: Iterable[Any] = ()) -> aiosqlite.Row | None:
         async with self._db.execute(sql, tuple(args)) as cur:
@@ -347,8 +412,8 @@ class Tx:
     async def direct_chat(self, room_id: str) -> DirectChat | None:
         row = await self._one(
             "SELECT room_id, warga, step, category, pref_type, pref_gender,"
-            " rating_case, rating_event_id, updated_at, pref_religion, urgent"
-            " FROM dm_rooms WHERE room_id = ?",
+            " rating_case, rating_event_id, updated_at, pref_religion, urgent,"
+            " resume_step FROM dm_rooms WHERE room_id = ?",
             (room_id,),
         )
         if row is None:
@@ -372,6 +437,8 @@ class Tx:
             "urgent",
             "rating_case",
             "rating_event_id",
+            "resume_step",
+            "warga",
         }
         assert set(fields) <= allowed, fields
         sets = ", ".join(f"{k} = ?" for k in fields)
@@ -398,12 +465,13 @@ class Tx:
         urgent: bool = False,
     ) -> Case:
         case_id = await self._run(
-            "INSERT INTO cases (code, warga, dm_room, category, pref_type,"
+            "INSERT INTO cases (code, warga, warga_ref, dm_room, category, pref_type,"
             " pref_gender, pref_religion, urgent, status, requested_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?)",
             (
                 code,
                 warga,
+                self._ref(warga),
                 dm_room,
                 category,
                 pref_type,
@@ -430,12 +498,15 @@ class Tx:
         row = await self._one("SELECT * FROM cases WHERE code = ?", (code,))
         return None if row is None else _case(row)
 
-    async def open_case_of(self, warga: str) -> Case | None:
-        marks = ",".join("?" * len(WARGA_OPEN_STATUSES))
+    async def open_case_of(
+        self, warga: str, statuses: tuple[str, ...] = WARGA_OPEN_STATUSES
+    ) -> Case | None:
+        """The warga's latest curhat in one of ``statuses``."""
+        marks = ",".join("?" * len(statuses))
         row = await self._one(
             f"SELECT * FROM cases WHERE warga = ? AND status IN ({marks})"
             " ORDER BY id DESC LIMIT 1",
-            (warga, *WARGA_OPEN_STATUSES),
+            (warga, *statuses),
         )
         return None if row is None else _case(row)
 
@@ -480,12 +551,18 @@ class Tx:
         return int(row["n"])
 
     async def previous_counsellor(self, warga: str) -> str | None:
-        """The counsellor of this warga's last curhat that really took place."""
+        """The counsellor of this warga's last curhat that really took place.
+
+        Found by pseudonym, so it still works after the Matrix ID was forgotten;
+        a store opened without a pseudonym key matches the Matrix ID instead.
+        """
+        ref = self._ref(warga)
+        column = "warga" if ref is None else "warga_ref"
         row = await self._one(
-            "SELECT counsellor FROM cases WHERE warga = ? AND status = 'closed'"
+            f"SELECT counsellor FROM cases WHERE {column} = ? AND status = 'closed'"
             " AND started_at IS NOT NULL AND counsellor IS NOT NULL"
             " ORDER BY closed_at DESC LIMIT 1",
-            (warga,),
+            (warga if ref is None else ref,),
         )
         return None if row is None else str(row["counsellor"])
 
@@ -580,11 +657,16 @@ class Tx:
 
     # -- forgetting ------------------------------------------------------------------
 
-    async def forget_before(self, closed_before: float) -> int:
-        """Cut the link between warga and curhats that ended before the cut-off.
+    async def forget_before(self, closed_before: float) -> Forgotten:
+        """Cut the link between warga and what ended or went quiet before the cut-off.
 
-        What stays is what the figures need: category, times, rating, counts.
-        Returns how many curhats were cut loose.
+        Curhats that ended before it lose their warga and direct chat; what stays is
+        what the figures and routing need: category, times, rating, counts, the
+        pseudonym. A direct chat left waiting for a rating of such a curhat stops
+        waiting. A direct chat untouched since the cut-off, whose warga has no curhat
+        still linked, loses its warga and intake choices; the row stays, so the bot
+        still answers there (the next person to write starts afresh), except for a
+        chat the warga left, which is deleted.
         """
         marks = ",".join("?" * len(FINAL_STATUSES))
         async with self._db.execute(
@@ -592,11 +674,58 @@ class Tx:
             f" WHERE status IN ({marks}) AND closed_at < ? AND warga IS NOT NULL",
             (*FINAL_STATUSES, closed_before),
         ) as cur:
-            forgotten = cur.rowcount
+            curhats = cur.rowcount
+
+        await self._run(
+            "UPDATE dm_rooms SET rating_case = NULL, rating_event_id = NULL,"
+            " step = CASE step WHEN 'rating' THEN 'idle' ELSE step END"
+            " WHERE rating_case IN (SELECT id FROM cases WHERE warga IS NULL)"
+        )
+        quiet = (
+            " WHERE warga IS NOT NULL AND updated_at < ? AND NOT EXISTS"
+            " (SELECT 1 FROM cases WHERE cases.warga = dm_rooms.warga)"
+        )
+        async with self._db.execute(
+            "DELETE FROM dm_rooms" + quiet + " AND step = 'gone'", (closed_before,)
+        ) as cur:
+            chats = cur.rowcount
+        chats += await self._blank_chats(quiet, (closed_before,))
+
         await self._run(
             "DELETE FROM handled_events WHERE handled_at < ?", (closed_before,)
         )
-        return forgotten
+        return Forgotten(curhats=curhats, chats=chats)
+
+    async def forget_warga(self, warga: str) -> Forgotten:
+        """Everything held about one warga who asked for it, and count the request.
+
+        Their curhats stay for the figures with no warga, direct chat or pseudonym;
+        their direct chats stay as rows with no warga and no intake choices. The
+        caller makes sure no curhat of theirs is still open.
+        """
+        ref = self._ref(warga)
+        async with self._db.execute(
+            "UPDATE cases SET warga = NULL, dm_room = NULL, warga_ref = NULL"
+            " WHERE warga = ? OR (warga_ref IS NOT NULL AND warga_ref = ?)",
+            (warga, ref),
+        ) as cur:
+            curhats = cur.rowcount
+        chats = await self._blank_chats(" WHERE warga = ?", (warga,))
+
+        count = int(await self.get_meta(FORGET_REQUESTS_KEY) or 0)
+        await self.set_meta(FORGET_REQUESTS_KEY, str(count + 1))
+        return Forgotten(curhats=curhats, chats=chats)
+
+    async def _blank_chats(self, where: str, args: Iterable[Any]) -> int:
+        """Direct chats start afresh with nobody's ID and nobody's choices in them."""
+        async with self._db.execute(
+            "UPDATE dm_rooms SET warga = NULL, step = 'idle', category = NULL,"
+            " pref_type = NULL, pref_gender = NULL, pref_religion = NULL,"
+            " rating_case = NULL, rating_event_id = NULL, urgent = 0,"
+            " resume_step = NULL, updated_at = ?" + where,
+            (time.time(), *args),
+        ) as cur:
+            return cur.rowcount
 
     # -- events waiting for keys -------------------------------------------------
 
@@ -645,20 +774,53 @@ class Tx:
 class Store:
     """The SQLite database, one connection, one transaction at a time."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(
+        self, db: aiosqlite.Connection, pseudonym_key: bytes | None = None
+    ) -> None:
         self._db = db
         self._lock = asyncio.Lock()
+        self._pseudonym_of: Callable[[str], str] | None = None
+        if pseudonym_key is not None:
+            key = pseudonym_key
+            self._pseudonym_of = lambda user_id: pseudonym(key, user_id)
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
+    async def open(cls, path: Path, *, pseudonym_key: bytes | None = None) -> Store:
+        """Open (and migrate) the store.
+
+        The running bot passes ``pseudonym_key`` (the configured pseudonym secret);
+        without it no pseudonyms are written, which is for tools and tests that
+        only read.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(path, isolation_level=None)
         db.row_factory = aiosqlite.Row
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = FULL")
         await db.execute("PRAGMA foreign_keys = ON")
+        # What is forgotten is overwritten on disk, not left in free pages.
+        await db.execute("PRAGMA secure_delete = ON")
         await _migrate(db)
-        return cls(db)
+        store = cls(db, pseudonym_key)
+        await store._fill_pseudonyms()
+        return store
+
+    async def _fill_pseudonyms(self) -> None:
+        """Give curhats made before pseudonyms existed theirs, while the ID is known."""
+        if self._pseudonym_of is None:
+            return
+        async with self.tx() as tx:
+            rows = await tx._all(
+                "SELECT DISTINCT warga FROM cases"
+                " WHERE warga IS NOT NULL AND warga_ref IS NULL"
+            )
+            for row in rows:
+                await tx._run(
+                    "UPDATE cases SET warga_ref = ? WHERE warga = ?",
+                    (self._pseudonym_of(row["warga"]), row["warga"]),
+                )
+        if rows:
+            logger.info("pseudonyms given to the curhats of %d warga", len(rows))
 
     async def close(self) -> None:
         await self._db.close()
@@ -669,7 +831,7 @@ class Store:
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield Tx(self._db)
+                yield Tx(self._db, self._pseudonym_of)
             except BaseException:
                 await self._db.execute("ROLLBACK")
                 raise

@@ -30,11 +30,14 @@ ROOMS = (DIRECT, CURHAT, DUTY, SUPERVISORS)
 
 # command -> role -> the verdict in each room, in ROOMS order.
 MATRIX: dict[str, dict[str, tuple[Verdict, Verdict, Verdict, Verdict]]] = {
-    "batal": {
-        WARGA: (R, X, X, X),
-        COUNSELLOR: (F, F, F, F),
-        SUPERVISOR: (F, F, F, F),
-        NOBODY: (X, X, X, X),
+    **{
+        name: {
+            WARGA: (R, X, X, X),
+            COUNSELLOR: (F, F, F, F),
+            SUPERVISOR: (F, F, F, F),
+            NOBODY: (X, X, X, X),
+        }
+        for name in ("batal", "hapus")
     },
     "selesai": {
         WARGA: (X, R, X, X),

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from sobat_matrix.store import MIGRATIONS, Case, Store, Tx
+from sobat_matrix.store import (
+    FORGET_REQUESTS_KEY,
+    MIGRATIONS,
+    PSEUDONYM_HEX,
+    Case,
+    Store,
+    Tx,
+    pseudonym,
+)
 
 RINA = "@rina:sukabumi.test"
 BUDI = "@budi:sukabumi.test"
 DM = "!dm:sukabumi.test"
 ROOM_A = "!a:sukabumi.test"
 ROOM_B = "!b:sukabumi.test"
+KEY = b"kunci-pseudonim-untuk-tes-0001"
 
 
 @pytest.fixture
@@ -24,7 +34,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def store(db_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(db_path)
+    opened = await Store.open(db_path, pseudonym_key=KEY)
     yield opened
     await opened.close()
 
@@ -284,3 +294,130 @@ async def test_previous_counsellor_and_last_offers(store: Store) -> None:
         times = await tx.last_offer_times()
         assert set(times) == {BUDI, RINA}
         assert times[RINA] == later.offered_at
+
+
+# -- pseudonyms and forgetting ---------------------------------------------------------
+
+
+def test_a_pseudonym_is_keyed_stable_and_short() -> None:
+    ref = pseudonym(KEY, RINA)
+
+    assert ref == pseudonym(KEY, RINA)
+    assert ref != pseudonym(KEY, BUDI)
+    assert ref != pseudonym(b"another-key-of-thirty-characters", RINA)
+    assert len(ref) == PSEUDONYM_HEX and int(ref, 16) >= 0
+    assert "rina" not in ref
+
+
+async def test_previous_counsellor_is_found_after_the_warga_is_forgotten(
+    store: Store,
+) -> None:
+    async with store.tx() as tx:
+        case = await add_case(tx, "EEEE", RINA)
+        assert case.warga_ref == pseudonym(KEY, RINA)
+        await tx.update_case(
+            case.id, status="closed", counsellor=BUDI, started_at=1.0, closed_at=2.0
+        )
+        forgotten = await tx.forget_before(closed_before=10.0)
+        assert forgotten.curhats == 1
+        kept = await tx.case(case.id)
+        assert kept is not None and kept.warga is None
+        assert kept.warga_ref == pseudonym(KEY, RINA)
+
+        assert await tx.previous_counsellor(RINA) == BUDI
+        assert await tx.previous_counsellor(BUDI) is None
+
+
+async def test_forgetting_on_request_unlinks_everything_and_counts(
+    store: Store,
+) -> None:
+    async with store.tx() as tx:
+        await tx.add_direct_chat(DM, RINA)
+        await tx.update_direct_chat(DM, step="idle", category="keluarga", urgent=1)
+        await tx.add_direct_chat(ROOM_A, RINA)
+        old = await add_case(tx, "FFFF", RINA)
+        await tx.update_case(
+            old.id, status="closed", counsellor=BUDI, started_at=1.0, closed_at=2.0
+        )
+        # Already cut loose by retention: only the pseudonym was left.
+        await tx.forget_before(closed_before=10.0)
+        recent = await add_case(tx, "GGGG", RINA)
+        await tx.update_case(recent.id, status="closed", closed_at=time.time())
+        await tx.update_direct_chat(DM, step="rating", rating_case=recent.id)
+        await add_case(tx, "HHHH", BUDI)
+
+        forgotten = await tx.forget_warga(RINA)
+        again = await tx.forget_warga(BUDI)
+
+        cases = {c.code: c for c in await tx.all_cases(0)}
+        chat = await tx.direct_chat(DM)
+        count = await tx.get_meta(FORGET_REQUESTS_KEY)
+
+    assert (forgotten.curhats, forgotten.chats) == (2, 2)
+    for code in ("FFFF", "GGGG"):
+        case = cases[code]
+        assert (case.warga, case.warga_ref, case.dm_room) == (None, None, None)
+        assert case.category == "keluarga"
+    assert cases["GGGG"].status == "closed"
+    assert chat is not None and chat.warga is None
+    assert (chat.step, chat.category, chat.rating_case, chat.urgent) == (
+        "idle",
+        None,
+        None,
+        False,
+    )
+    assert again.curhats == 1 and cases["HHHH"].warga is None
+    assert count == "2"
+
+
+async def test_migration_4_keeps_direct_chats_and_fills_pseudonyms(
+    db_path: Path,
+) -> None:
+    db_path.parent.mkdir(parents=True)
+    with sqlite3.connect(db_path) as db:
+        for script in MIGRATIONS[:3]:
+            db.executescript(script)
+        db.execute(
+            "INSERT INTO dm_rooms (room_id, warga, step, category, updated_at)"
+            " VALUES (?, ?, 'category', 'keluarga', 5.0)",
+            (DM, RINA),
+        )
+        db.execute(
+            "INSERT INTO cases (code, warga, dm_room, category, status, requested_at)"
+            " VALUES ('JJJJ', ?, ?, 'keluarga', 'waiting', 1.0)",
+            (RINA, DM),
+        )
+        db.execute("PRAGMA user_version = 3")
+
+    store = await Store.open(db_path, pseudonym_key=KEY)
+    try:
+        async with store.tx() as tx:
+            chat = await tx.direct_chat(DM)
+            case = await tx.case_by_code("JJJJ")
+    finally:
+        await store.close()
+
+    assert user_version(db_path) == len(MIGRATIONS)
+    assert chat is not None and (chat.warga, chat.step, chat.category) == (
+        RINA,
+        "category",
+        "keluarga",
+    )
+    assert chat.resume_step is None
+    assert case is not None and case.warga_ref == pseudonym(KEY, RINA)
+
+
+async def test_without_a_key_no_pseudonym_is_written(db_path: Path) -> None:
+    store = await Store.open(db_path)
+    try:
+        async with store.tx() as tx:
+            case = await add_case(tx, "KKKK", RINA)
+            await tx.update_case(
+                case.id, status="closed", counsellor=BUDI, started_at=1.0, closed_at=2.0
+            )
+            previous = await tx.previous_counsellor(RINA)
+    finally:
+        await store.close()
+
+    assert case.warga_ref is None
+    assert previous == BUDI

@@ -13,17 +13,22 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence, Set
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
+from urllib.parse import quote
 
 from . import rooms
 from .matrix import MatrixError
-from .routing import Load, Preference, choose, choose_on_call
+from .policy import QueueRules
+from .routing import Choice, Load, Preference, choose, choose_on_call
 from .runtime import Runtime
 from .store import (
     SUPERVISORS_PURPOSE,
     Case,
+    Offer,
     Tx,
     case_purpose,
     duty_purpose,
@@ -39,6 +44,10 @@ RETRY_MAX_S = 120.0
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 # Offers that mean "not this counsellor again for this curhat".
 DECLINED = ("declined", "unusable")
+# Why a counsellor of the policy cannot be brought in; each has a staff.unusable_* text.
+NOT_FOUND, DEACTIVATED, REMOTE, THE_BOT = "not_found", "deactivated", "remote", "bot"
+# Told to the supervisors once per counsellor and reason, across restarts.
+UNUSABLE_TOLD_KEY = "unusable_told:"
 
 
 def new_code() -> str:
@@ -56,6 +65,111 @@ def waited(seconds: float) -> str:
     return f"{minutes} mnt" if minutes else f"{int(seconds)} dtk"
 
 
+def server_of(user_id: str) -> str:
+    """The server part of a Matrix user ID."""
+    return user_id.partition(":")[2]
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """Where the offers of one curhat stand, read from its offers in order.
+
+    A round offers the curhat to each counsellor at most once; the first offer to
+    someone already asked in the current round starts the next one. So the count
+    needs nothing stored besides the offers themselves.
+    """
+
+    number: int = 1
+    asked: frozenset[str] = frozenset()
+    """Asked in this round, whatever they answered."""
+    declined: frozenset[str] = frozenset()
+    """Said no (or could not be reached) in any round: never asked again."""
+    timed_out: frozenset[str] = frozenset()
+    """Let an offer lapse in any round: may be asked again in a later round."""
+    pending: bool = False
+    ended_at: float | None = None
+    """When the last answered offer of this round was answered (or lapsed)."""
+
+    @classmethod
+    def of(cls, offers: Sequence[Offer]) -> Rounds:
+        number = 1
+        asked: set[str] = set()
+        declined: set[str] = set()
+        timed_out: set[str] = set()
+        pending = False
+        ended_at: float | None = None
+        for offer in offers:
+            if offer.counsellor in asked:
+                number += 1
+                asked = set()
+                ended_at = None
+            asked.add(offer.counsellor)
+            if offer.status in DECLINED:
+                declined.add(offer.counsellor)
+            elif offer.status == "timed_out":
+                timed_out.add(offer.counsellor)
+            elif offer.status == "pending":
+                pending = True
+            if offer.answered_at is not None:
+                ended_at = max(ended_at or 0.0, offer.answered_at)
+        return cls(
+            number,
+            frozenset(asked),
+            frozenset(declined),
+            frozenset(timed_out),
+            pending,
+            ended_at,
+        )
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """What to do with a waiting curhat: offer it, wait, or give up honestly."""
+
+    choice: Choice | None = None
+    unserved: bool = False
+
+
+WAIT = NextStep()
+
+
+def next_step(
+    rounds: Rounds,
+    *,
+    reachable: Set[str],
+    never: Set[str],
+    within: Choice | None,
+    again: Choice | None,
+    now: float,
+    rules: QueueRules,
+) -> NextStep:
+    """Decide the next step of a waiting curhat; pure, for the tests.
+
+    ``reachable`` are the counsellors its route reaches who match the warga's
+    preference; ``never`` those it must not go to again (declined, or not usable
+    at all). ``within`` is routing's choice among those not yet asked in this
+    round, ``again`` its choice if a new round started now. The curhat is given up
+    when everybody reachable is in ``never``, or when the last round ended with no
+    answer; between rounds it waits ``rules.round_pause_s``. Counsellors who are
+    only busy do not end a round: the curhat waits in the queue for them.
+    """
+    if reachable and reachable <= never:
+        return NextStep(unserved=True)
+    if rounds.pending:
+        return WAIT
+    if within is not None:
+        return NextStep(within)
+    if not rounds.asked:
+        return WAIT
+    if rounds.number >= rules.max_rounds:
+        return NextStep(unserved=True)
+    if again is None:
+        return WAIT
+    if rounds.ended_at is not None and now - rounds.ended_at < rules.round_pause_s:
+        return WAIT
+    return NextStep(again)
+
+
 class Reconciler:
     """One pass at a time; each room or case handled in its own task."""
 
@@ -65,6 +179,11 @@ class Reconciler:
         self._inflight: set[str] = set()
         self._retry_at: dict[str, float] = {}
         self._failures: dict[str, int] = {}
+        # Counsellors of the policy checked on the homeserver since the start: the
+        # usable ones, and why the others cannot be brought in.
+        self._usable: set[str] = set()
+        self.unusable: dict[str, str] = {}
+        self._to_tell: set[str] = set()
 
     async def run(self) -> None:
         while True:
@@ -89,12 +208,19 @@ class Reconciler:
         await self._register_staff_rooms()
         async with self.rt.store.tx() as tx:
             await self._expire_offers(tx)
+            await self._tell_unusable(tx)
             await self._dispatch(tx)
             await self._tell_places(tx)
             wanted = await tx.rooms_wanted()
             cases = await tx.open_cases()
 
+        for counsellor in self.rt.policy.counsellors:
+            user_id = counsellor.user_id
+            if user_id not in self._usable and user_id not in self.unusable:
+                self._start(f"check:{user_id}", self._check_counsellor(user_id))
         for room in wanted:
+            if room.purpose.removeprefix("duty:") in self.unusable:
+                continue
             if not room.purpose.startswith("case:"):
                 self._start(room.purpose, self._ensure_staff_room(room.purpose))
         for case in cases:
@@ -164,10 +290,19 @@ class Reconciler:
             local = rt.matrix.client.rooms.get(room.room_id)
             if local is None:
                 continue
-            wanted = set(self._staff_members(purpose))
+            wanted = set(self._staff_members(purpose)) - set(self.unusable)
             present = set(local.users)
             for user_id in sorted(wanted - present):
-                await self._bring_user(room.room_id, user_id)
+                try:
+                    await self._bring_user(room.room_id, user_id)
+                except MatrixError as exc:
+                    # One person who cannot be brought in must not stop the others.
+                    logger.warning(
+                        "could not bring %s into %s: %s",
+                        user_id,
+                        purpose.split(":")[0],
+                        exc,
+                    )
             for user_id in sorted(present - wanted - {rt.bot}):
                 await rt.matrix.kick(
                     room.room_id, user_id, rt.text("staff.removed_reason")
@@ -222,15 +357,135 @@ class Reconciler:
                 invite=not rt.admin_join,
             )
 
+        if purpose != SUPERVISORS_PURPOSE:
+            # Inviting a user who does not exist succeeds on Synapse: look first.
+            counsellor = members[0]
+            if not await self._check_counsellor(counsellor):
+                return
+
         room_id = await self.ensure_room(purpose, body)
         if rt.admin_join:
             for member in members:
-                await rt.matrix.admin_join(room_id, member)
+                try:
+                    await rt.matrix.admin_join(room_id, member)
+                except MatrixError as exc:
+                    if purpose == SUPERVISORS_PURPOSE or exc.status not in (
+                        400,
+                        403,
+                        404,
+                    ):
+                        raise
+                    reason = await self._why_unusable(member)
+                    if reason is None:
+                        raise
+                    await self._mark_unusable(member, reason)
+                    return
         async with rt.store.tx() as tx:
             if purpose == SUPERVISORS_PURPOSE:
                 await rt.say(tx, room_id, rt.text("staff.supervisors_welcome"))
             else:
                 await rt.say(tx, room_id, rt.text("staff.duty_welcome"))
+
+    # -- counsellors who cannot be brought in --------------------------------------
+
+    async def _check_counsellor(self, user_id: str) -> bool:
+        """Whether the counsellor can be brought in; checked once per start."""
+        if user_id in self._usable:
+            return True
+        if user_id in self.unusable:
+            return False
+        reason = await self._why_unusable(user_id)
+        if reason is None:
+            self._usable.add(user_id)
+            self.rt.wake_reconciler.set()
+            return True
+        await self._mark_unusable(user_id, reason)
+        return False
+
+    async def _why_unusable(self, user_id: str) -> str | None:
+        """Why ``user_id`` cannot be brought into a room, or None if it can.
+
+        Synapse accepts an invite of a local user who does not exist or is
+        deactivated, and the admin API joins a deactivated user, so the answer to
+        bringing someone in proves nothing: the account is looked up instead,
+        through the admin API when the bot is a server admin, else through the
+        profile (which cannot tell a deactivated account from a live one).
+        """
+        rt = self.rt
+        if user_id == rt.bot:
+            return THE_BOT
+        if server_of(user_id) != server_of(rt.bot):
+            return REMOTE
+        user = quote(user_id, safe="")
+        if rt.admin_join:
+            try:
+                data = await rt.matrix.request(
+                    "GET", f"/_synapse/admin/v2/users/{user}", what="user lookup"
+                )
+            except MatrixError as exc:
+                if exc.status == 404:
+                    return NOT_FOUND
+                if exc.status != 403:
+                    raise
+            else:
+                return DEACTIVATED if data.get("deactivated") else None
+        try:
+            await rt.matrix.request(
+                "GET", f"/_matrix/client/v3/profile/{user}", what="profile lookup"
+            )
+        except MatrixError as exc:
+            if exc.status == 404:
+                return NOT_FOUND
+            if exc.status is None or exc.status >= 500:
+                raise
+            # TODO(routing): a server that hides profiles (403) leaves us unable
+            # to tell; such a counsellor is treated as usable.
+        return None
+
+    async def _mark_unusable(self, user_id: str, reason: str) -> None:
+        """Never offer anything to ``user_id`` again; move their offers on now."""
+        if self.unusable.get(user_id) == reason:
+            return
+        self.unusable[user_id] = reason
+        self._usable.discard(user_id)
+        logger.warning("counsellor %s cannot be brought in (%s)", user_id, reason)
+        async with self.rt.store.tx() as tx:
+            for offer in await tx.pending_offers():
+                if offer.counsellor == user_id:
+                    await tx.answer_offer(offer.id, "unusable")
+                    logger.info("offer %d moved on: counsellor unusable", offer.id)
+        self._to_tell.add(user_id)
+        self.rt.wake_reconciler.set()
+
+    async def _tell_unusable(self, tx: Tx) -> None:
+        """Tell the supervisors once per counsellor and reason, when there is a room."""
+        rt = self.rt
+        if not self._to_tell:
+            return
+        room = await tx.owned_room(SUPERVISORS_PURPOSE)
+        local = (
+            rt.matrix.client.rooms.get(room.room_id) if room and room.room_id else None
+        )
+        if local is None or not local.encrypted:
+            # Not synced as encrypted yet: the outbox would refuse the notice.
+            return
+        if not set(rt.config.supervisors) <= set(local.users):
+            # Sent before they are in, it could never be decrypted by them.
+            return
+        for user_id in sorted(self._to_tell):
+            reason = self.unusable.get(user_id)
+            key = UNUSABLE_TOLD_KEY + user_id
+            if reason is None or await tx.get_meta(key) == reason:
+                self._to_tell.discard(user_id)
+                continue
+            text = rt.text(
+                "staff.counsellor_unusable",
+                counsellor=user_id,
+                reason=rt.text(f"staff.unusable_{reason}"),
+            )
+            if await rt.tell_supervisors(tx, text):
+                await tx.set_meta(key, reason)
+                self._to_tell.discard(user_id)
 
     # -- offers -----------------------------------------------------------------------
 
@@ -268,9 +523,18 @@ class Reconciler:
             offers_pending.setdefault(offer.case_id, set()).add(offer.counsellor)
         duty_rooms: dict[str, str] = {}
         for counsellor in policy.counsellors:
+            if counsellor.user_id not in self._usable:
+                # Not checked yet, or cannot be brought in: no offer can reach them.
+                continue
             duty = await tx.owned_room(duty_purpose(counsellor.user_id))
             if duty and duty.room_id and not duty.closed:
                 duty_rooms[counsellor.user_id] = duty.room_id
+        unusable = set(self.unusable)
+        # Until every counsellor was looked up, "nobody is free" may not be true.
+        checking = any(
+            c.user_id not in self._usable and c.user_id not in unusable
+            for c in policy.counsellors
+        )
 
         for case in await tx.open_cases():
             handover = case.status == "active" and case.handover_from == case.counsellor
@@ -281,7 +545,9 @@ class Reconciler:
                 continue
             asked = offers_pending.get(case.id, set())
             offers = await tx.offers_of_case(case.id)
+            rounds = Rounds.of(offers)
             declined = {o.counsellor for o in offers if o.status in DECLINED}
+            declined |= unusable
             timed_out = {o.counsellor for o in offers if o.status == "timed_out"}
             if case.handover_from:
                 declined.add(case.handover_from)
@@ -323,32 +589,59 @@ class Reconciler:
                 continue
 
             category = case.handover_category or case.category
-            choice = choose(
+            pref = Preference(
+                type=case.handover_type if handover else case.pref_type,
+                gender=None if handover else case.pref_gender,
+                religion=None if handover else case.pref_religion,
+            )
+            previous = (
+                None
+                if case.warga is None or handover
+                else await tx.previous_counsellor(case.warga)
+            )
+
+            route = partial(
+                choose,
                 policy,
                 category,
-                Preference(
-                    type=case.handover_type if handover else case.pref_type,
-                    gender=None if handover else case.pref_gender,
-                    religion=None if handover else case.pref_religion,
-                ),
+                pref,
                 loads,
-                declined,
-                timed_out,
                 now=now,
                 language=rt.catalog.lang,
-                previous=(
-                    None
-                    if case.warga is None or handover
-                    else await tx.previous_counsellor(case.warga)
-                ),
+                previous=previous,
                 round_robin_state=last_offers,
                 available=available,
             )
 
-            if choice is None:
-                if not handover:
-                    await self._tell_nobody_free(tx, case)
-                continue
+            if handover:
+                # A hand-over keeps its curhat going whatever happens: no rounds.
+                choice = route(declined, timed_out)
+                if choice is None:
+                    continue
+            else:
+                # Nobody twice in one round; those who let it lapse wait for the next.
+                within = route(declined | rounds.asked, timed_out - rounds.asked)
+                routed = policy.category(category)
+                assert routed is not None
+                step = next_step(
+                    rounds,
+                    reachable={
+                        c.user_id for c in policy.reachable(routed) if pref.accepts(c)
+                    },
+                    never=declined,
+                    within=within,
+                    again=None if within else route(declined, timed_out),
+                    now=time.time(),
+                    rules=policy.queue,
+                )
+                if step.unserved:
+                    await self._give_up(tx, case, rounds)
+                    continue
+                if step.choice is None:
+                    if not checking:
+                        await self._tell_nobody_free(tx, case)
+                    continue
+                choice = step.choice
 
             chosen = choice.counsellor.user_id
             await self._offer(
@@ -405,6 +698,39 @@ class Reconciler:
         elif case.urgent:
             text = rt.text("offer.urgent_prefix") + "\n" + text
         return text
+
+    async def _give_up(self, tx: Tx, case: Case, rounds: Rounds) -> None:
+        """Nobody could take the curhat: close it and tell the warga honestly.
+
+        Closed as ``unserved`` (final status ``cancelled``), so the warga can write
+        again at any time and supervisors see it counted in the figures.
+        """
+        rt = self.rt
+        await tx.update_case(
+            case.id,
+            status="closing",
+            closed_by="unserved",
+            close_requested_at=time.time(),
+        )
+        if case.dm_room:
+            if await tx.direct_chat(case.dm_room):
+                await tx.update_direct_chat(case.dm_room, step="idle")
+            await rt.say(
+                tx,
+                case.dm_room,
+                rt.text(
+                    "queue.unserved",
+                    code=case.code,
+                    emergency=rt.emergency_lines(),
+                ),
+            )
+        logger.info(
+            "case %s unserved after %d round(s), %d declined",
+            case.code,
+            rounds.number,
+            len(rounds.declined),
+        )
+        rt.wake_reconciler.set()
 
     async def _tell_nobody_free(self, tx: Tx, case: Case) -> None:
         if case.told_no_counsellor or not case.dm_room:
@@ -576,7 +902,7 @@ class Reconciler:
     async def _close(self, room_id: str, case: Case) -> None:
         """Close the room for good, then ask the warga for a rating in private."""
         rt = self.rt
-        if case.closed_by == "cancel":
+        if case.closed_by in ("cancel", "unserved"):
             await self._lock_and_empty(room_id, case)
             async with rt.store.tx() as tx:
                 await tx.close_owned_room(case_purpose(case.id))

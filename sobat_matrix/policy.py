@@ -61,6 +61,9 @@ Format::
       max_waiting: 30            # optional, default no limit; at least 1
       estimate_per_place: 10m    # optional, default 10m; wait told per place
       notify_step: 2             # optional, default 2; tell again every n places
+      max_rounds: 3              # optional, default 3; rounds of offers before the
+                                 # warga is told nobody could take it now
+      round_pause: 2m            # optional, default 2m; pause between two rounds
 
 A step filters counsellors by ``types``, ``skills``, ``languages`` and ``genders``
 (a counsellor must match one value of each filter given) and by who they are:
@@ -142,11 +145,19 @@ _TOP_KEYS = (
 _CATEGORY_KEYS = ("label", "description", "ask", "route", "referral")
 _REFERRAL_KEYS = ("link", "message")
 _URGENT_KEYS = ("words", "on_call", "on_call_pools", "parallel", "timeout")
-_QUEUE_KEYS = ("max_waiting", "estimate_per_place", "notify_step")
+_QUEUE_KEYS = (
+    "max_waiting",
+    "estimate_per_place",
+    "notify_step",
+    "max_rounds",
+    "round_pause",
+)
 _LINK = re.compile(r"https?://\S+")
 DEFAULT_URGENT_TIMEOUT_S = 180.0
 DEFAULT_ESTIMATE_PER_PLACE_S = 600.0
 DEFAULT_NOTIFY_STEP = 2
+DEFAULT_MAX_ROUNDS = 3
+DEFAULT_ROUND_PAUSE_S = 120.0
 _COUNSELLOR_KEYS = (
     "id",
     "name",
@@ -394,12 +405,16 @@ class QueueRules:
 
     ``max_waiting`` ``None`` means no limit. A warga is told the wait as their
     place times ``estimate_per_place_s``, again each time they move up
-    ``notify_step`` places.
+    ``notify_step`` places. A curhat whose offers all went unanswered is offered
+    again in at most ``max_rounds`` rounds, ``round_pause_s`` apart; then the
+    warga is told honestly that nobody could take it now.
     """
 
     max_waiting: int | None = None
     estimate_per_place_s: float = DEFAULT_ESTIMATE_PER_PLACE_S
     notify_step: int = DEFAULT_NOTIFY_STEP
+    max_rounds: int = DEFAULT_MAX_ROUNDS
+    round_pause_s: float = DEFAULT_ROUND_PAUSE_S
 
 
 def _no_pools() -> Mapping[str, tuple[str, ...]]:
@@ -543,14 +558,22 @@ def _reachable(
     return tuple(c for c in counsellors if any(s.admits(c, pools) for s in route))
 
 
+def _server_of(user_id: str | None) -> str | None:
+    """The server part of a Matrix user ID (everything after the first colon)."""
+    if user_id is None or ":" not in user_id:
+        return None
+    return user_id.partition(":")[2]
+
+
 def load_policy(
     path: Path, *, bot_user_id: str | None = None, supervisors: Sequence[str] = ()
 ) -> Policy:
     """Read and validate a policy file.
 
     ``bot_user_id`` and ``supervisors`` come from the service config: neither the
-    bot nor a supervisor may be a counsellor. Raises :class:`ConfigError` listing
-    every problem in the file.
+    bot nor a supervisor may be a counsellor, and with ``bot_user_id`` every
+    counsellor must be on the bot's server (it cannot bring in anyone else).
+    Raises :class:`ConfigError` listing every problem in the file.
     """
     root = Node.root(load_yaml(path))
     problems = Problems(path)
@@ -764,11 +787,16 @@ class _PolicyReader:
             DEFAULT_ESTIMATE_PER_PLACE_S,
         )
         notify_step = optional(node, "notify_step", self._count, DEFAULT_NOTIFY_STEP)
+        max_rounds = optional(node, "max_rounds", self._count, DEFAULT_MAX_ROUNDS)
+        pause_s = optional(
+            node, "round_pause", problems.duration, DEFAULT_ROUND_PAUSE_S
+        )
 
         if len(self.problems) != before:
             return None
         assert estimate_s is not None and notify_step is not None
-        return QueueRules(max_waiting, estimate_s, notify_step)
+        assert max_rounds is not None and pause_s is not None
+        return QueueRules(max_waiting, estimate_s, notify_step, max_rounds, pause_s)
 
     def _types(self, node: Node) -> dict[str, Mapping[str, str]] | None:
         entries = self.problems.entries(node)
@@ -932,6 +960,14 @@ class _PolicyReader:
         if user_id == self.bot_user_id:
             self.problems.add(
                 node, f'"{user_id}" is the bot itself; the bot cannot be a counsellor'
+            )
+            return None
+        server = _server_of(self.bot_user_id)
+        if server is not None and _server_of(user_id) != server:
+            self.problems.add(
+                node,
+                f'counsellor "{user_id}" is on another server ({_server_of(user_id)});'
+                " the bot only brings in users of its own server",
             )
             return None
         if user_id in self.supervisors:

@@ -61,6 +61,8 @@ class CurhatFacts:
     rating: int | None
     offers_declined: int
     offers_timed_out: int
+    unserved: bool = False
+    """Closed because no counsellor could take it (all declined, or no answer)."""
 
     def __post_init__(self) -> None:
         """Refuse facts that would silently skew every figure."""
@@ -135,6 +137,8 @@ class Report:
     offers_declined: Figure
     offers_timed_out: Figure
     rating_average: Figure
+    unserved: Figure = Figure(0, 0)
+    """Curhats no counsellor could take, in the window: a count, so ``<5`` below 5."""
 
     def figures(self) -> Iterator[Figure]:
         """Every figure, for checks that must hold for all of them."""
@@ -150,6 +154,7 @@ class Report:
             self.offers_declined,
             self.offers_timed_out,
             self.rating_average,
+            self.unserved,
         )
 
     @property
@@ -240,6 +245,7 @@ def _overall(in_window: list[CurhatFacts]) -> dict[str, Figure]:
         "rating_average": Figure(
             statistics.fmean(ratings) if ratings else 0.0, len(ratings)
         ),
+        "unserved": _tally(sum(f.unserved for f in in_window)),
     }
 
 
@@ -491,6 +497,7 @@ def _overall_lines(report: Report, catalog: Catalog) -> tuple[str, ...]:
             "stats.offers_timed_out", value=report.offers_timed_out.shown(count)
         ),
         catalog.text("stats.rating_average", value=report.rating_average.shown(rating)),
+        catalog.text("stats.unserved", value=report.unserved.shown(count)),
     )
 
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from . import stats
 from .runtime import Runtime
-from .store import SUPERVISORS_PURPOSE, Tx
+from .store import SUPERVISORS_PURPOSE, Case, Tx
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +52,19 @@ async def facts(tx: Tx, now: datetime) -> list[stats.CurhatFacts]:
                 rating=case.rating if closed_at else None,
                 offers_declined=sum(o.status == "declined" for o in answered),
                 offers_timed_out=sum(o.status == "timed_out" for o in answered),
+                unserved=_unserved(case, as_of),
             )
         )
     return result
+
+
+def _unserved(case: Case, as_of: float) -> bool:
+    """Whether the curhat was given up because no counsellor could take it."""
+    return (
+        case.closed_by == "unserved"
+        and case.close_requested_at is not None
+        and case.close_requested_at <= as_of
+    )
 
 
 def last_full_hour(now: datetime) -> datetime:

@@ -954,6 +954,36 @@ def test_the_bot_cannot_be_a_counsellor(tmp_path: Path) -> None:
     ]
 
 
+def test_a_counsellor_on_another_server_is_refused(tmp_path: Path) -> None:
+    text = BASE.replace('"@budi:kota.test"', '"@budi:lain.test"')
+
+    assert problems_of(tmp_path, text, bot_user_id="@sobat:kota.test") == [
+        'p.yaml:9: counsellors[1].id: counsellor "@budi:lain.test" is on another '
+        "server (lain.test); the bot only brings in users of its own server"
+    ]
+
+
+def test_a_counsellor_on_another_port_is_on_another_server(tmp_path: Path) -> None:
+    text = BASE.replace('"@rina:kota.test"', '"@rina:kota.test:8448"', 1)
+
+    assert problems_of(tmp_path, text, bot_user_id="@sobat:kota.test") == [
+        'p.yaml:5: counsellors[0].id: counsellor "@rina:kota.test:8448" is on '
+        "another server (kota.test:8448); the bot only brings in users of its own "
+        "server"
+    ]
+
+
+def test_without_the_bot_id_any_server_is_accepted(tmp_path: Path) -> None:
+    text = BASE.replace('"@budi:kota.test"', '"@budi:lain.test"')
+
+    policy = load_policy(write(tmp_path, text))
+
+    assert [c.user_id for c in policy.counsellors] == [
+        "@rina:kota.test",
+        "@budi:lain.test",
+    ]
+
+
 def test_a_supervisor_cannot_be_a_counsellor(tmp_path: Path) -> None:
     assert problems_of(tmp_path, BASE, supervisors=["@budi:kota.test"]) == [
         'p.yaml:9: counsellors[1].id: "@budi:kota.test" is a supervisor; a '
@@ -1051,6 +1081,15 @@ def test_new_sections_are_optional(tmp_path: Path) -> None:
     assert policy.urgent is None
     assert policy.queue == QueueRules(None, 600.0, 2)
     assert policy.categories[0].referral is None
+    assert (policy.queue.max_rounds, policy.queue.round_pause_s) == (3, 120.0)
+
+
+def test_queue_rounds_load(tmp_path: Path) -> None:
+    text = BASE + "queue: {max_rounds: 1, round_pause: 30s}\n"
+
+    policy = load_policy(write(tmp_path, text))
+
+    assert policy.queue == QueueRules(None, 600.0, 2, max_rounds=1, round_pause_s=30.0)
 
 
 def test_urgent_defaults(tmp_path: Path) -> None:
@@ -1265,6 +1304,19 @@ LINK = 'expected a link starting with "https://" or "http://", got'
             id="queue-estimate-bare-number",
         ),
         pytest.param(
+            at_end("queue: {max_rounds: 0}\n"),
+            ["p.yaml:24: queue.max_rounds: must be at least 1, got 0"],
+            id="queue-max-rounds-zero",
+        ),
+        pytest.param(
+            at_end("queue: {round_pause: 2}\n"),
+            [
+                "p.yaml:24: queue.round_pause: "
+                f'{DURATION} "2" without a unit (s, m, h or d)'
+            ],
+            id="queue-round-pause-bare-number",
+        ),
+        pytest.param(
             at_end("queue: {max_waiting: banyak}\n"),
             ["p.yaml:24: queue.max_waiting: expected an integer, got a string"],
             id="queue-max-waiting-word",
@@ -1273,7 +1325,8 @@ LINK = 'expected a link starting with "https://" or "http://", got'
             at_end("queue: {limit: 30}\n"),
             [
                 "p.yaml:24: queue: unknown key 'limit' (expected one of: "
-                "max_waiting, estimate_per_place, notify_step)"
+                "max_waiting, estimate_per_place, notify_step, max_rounds, "
+                "round_pause)"
             ],
             id="queue-unknown-key",
         ),

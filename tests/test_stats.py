@@ -60,6 +60,26 @@ def fact(
     )
 
 
+def unserved(requested_at: datetime = NOW - timedelta(hours=1)) -> CurhatFacts:
+    """A curhat closed because no counsellor could take it."""
+    base = fact(requested_at, declined=2)
+    return CurhatFacts(**{**base.__dict__, "unserved": True})
+
+
+def test_not_served_counts_the_window_only() -> None:
+    facts = [unserved() for _ in range(6)] + [
+        unserved(NOW - timedelta(days=7)),
+        fact(wait_s=60),
+    ]
+
+    report = report_of(facts)
+
+    assert report.unserved == Figure(6, 6)
+    plain, html = render(report, Catalog("en"), LABELS)
+    assert "Curhats not served (no counsellor could take them): 6" in plain
+    assert "Curhats not served (no counsellor could take them): 6" in html
+
+
 def report_of(facts: list[CurhatFacts], now: datetime = NOW) -> Report:
     return compute(facts, now=now, tz=JAKARTA, categories=CATEGORIES)
 
@@ -265,6 +285,10 @@ _SUPPRESSION_CASES: dict[
     "rating average": (
         lambda n: [fact(rating=4) for _ in range(n)] + [fact()] * 10,
         lambda r: r.rating_average,
+    ),
+    "not served": (
+        lambda n: [unserved() for _ in range(n)] + [fact()] * 10,
+        lambda r: r.unserved,
     ),
 }
 
@@ -479,6 +503,7 @@ def test_indonesian_report_reads_as_written() -> None:
         "- Tawaran curhat yang ditolak konselor: 3\n"
         "- Tawaran curhat yang tidak dijawab konselor sampai batas waktu: 1\n"
         "- Rata-rata penilaian dari warga (skala 1–5): 4,2\n"
+        "- Curhat tidak terlayani (tidak ada konselor yang bisa menerima): <5\n"
         "\n"
         "<5 = dihitung dari kurang dari 5 curhat; angka persisnya tidak ditampilkan"
         " agar tidak ada warga yang dapat dikenali. * = disembunyikan agar angka"

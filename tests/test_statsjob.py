@@ -286,3 +286,32 @@ def test_on_request_reports_count_to_the_last_full_hour(
     now: datetime, expected: datetime
 ) -> None:
     assert last_full_hour(now) == expected
+
+
+@pytest.mark.parametrize(
+    ("closed_by", "requested_ago_h", "unserved"),
+    [
+        pytest.param("unserved", 1, True, id="unserved"),
+        pytest.param("cancel", 1, False, id="cancelled-by-the-warga"),
+        # Given up after the report's cut-off: not yet, as things stood then.
+        pytest.param("unserved", -1, False, id="given-up-after-the-cut-off"),
+    ],
+)
+async def test_unserved_curhats_are_a_fact(
+    store: Store, closed_by: str, requested_ago_h: int, unserved: bool
+) -> None:
+    requested = NOW - timedelta(hours=2)
+    async with store.tx() as tx:
+        await add_case(
+            tx,
+            "AAAA",
+            requested,
+            status="cancelled",
+            offers=("declined", "declined"),
+            closed_by=closed_by,
+            close_requested_at=(NOW - timedelta(hours=requested_ago_h)).timestamp(),
+        )
+
+    (case,) = await read_facts(store)
+
+    assert (case.unserved, case.offers_declined) == (unserved, 2)

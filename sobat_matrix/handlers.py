@@ -318,12 +318,21 @@ class Handlers:
         if chat.urgent:
             return False
         await tx.update_direct_chat(chat.room_id, urgent=1)
+        marked = await tx.direct_chat(chat.room_id)
+        assert marked is not None
+        if chat.step in NOT_CONSENTED:
+            # The privacy terms come first, even now: the welcome (unless it was
+            # just given), then the numbers, and a "ya" opens the curhat at once.
+            if chat.step != intake_steps.CONSENT:
+                if await self._closed_now(tx, marked):
+                    return True
+                await self._greet(tx, marked)
+            text = rt.text("urgent.contacts_consent", emergency=rt.emergency_lines())
+            await rt.say(tx, chat.room_id, text)
+            return True
         await rt.say(
             tx, chat.room_id, rt.text("urgent.contacts", emergency=rt.emergency_lines())
         )
-        if chat.step in NOT_CONSENTED:
-            # The privacy terms come first, even now; a "ya" opens the curhat.
-            return False
         await tx.update_direct_chat(chat.room_id, step=intake_steps.REQUESTED)
         updated = await tx.direct_chat(chat.room_id)
         assert updated is not None
@@ -475,7 +484,11 @@ class Handlers:
                 "queue.received",
                 code=code,
                 position=position,
-                estimate=rt.wait_estimate(position),
+                estimate=(
+                    rt.text("queue.estimate_urgent")
+                    if case.urgent
+                    else rt.wait_estimate(position)
+                ),
             ),
         )
         if case.urgent:

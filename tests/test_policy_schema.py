@@ -191,8 +191,8 @@ queue: {max_waiting: 30, estimate_per_place: 10m, notify_step: 2}
             id="queue-notify-step-zero",
         ),
         pytest.param(
-            "  notify_step: 2 ",
-            "  max_rounds: 0\n  notify_step: 2 ",
+            "  max_rounds: 3 ",
+            "  max_rounds: 0 ",
             "$.queue.max_rounds",
             id="queue-max-rounds-zero",
         ),

@@ -132,12 +132,18 @@ def _port_is_free(port: int) -> bool:
 
 
 def build_config(
-    server_name: str, port: int, *, relaxed_ratelimits: bool = False
+    server_name: str,
+    port: int,
+    *,
+    relaxed_ratelimits: bool = False,
+    rate_limits: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the homeserver.yaml content for a new development server.
 
     Paths are relative: Synapse runs with the server directory as its working
     directory, so the directory can be moved without breaking its config.
+    ``rate_limits`` are ``rc_*`` settings applied last; a None value removes the
+    setting, so that Synapse's default applies (a test of the bot under limits).
     """
     config: dict[str, Any] = {
         "server_name": server_name,
@@ -170,6 +176,11 @@ def build_config(
 
     if relaxed_ratelimits:
         config.update(_RELAXED_RATELIMITS)
+    for key, value in (rate_limits or {}).items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
 
     return config
 
@@ -191,10 +202,19 @@ def _start_failure(base_dir: Path, reason: str) -> DevServerError:
 
 
 def _write_new_config(
-    config_path: Path, server_name: str, port: int, relaxed_ratelimits: bool
+    config_path: Path,
+    server_name: str,
+    port: int,
+    relaxed_ratelimits: bool,
+    rate_limits: dict[str, Any] | None = None,
 ) -> None:
     base_dir = config_path.parent
-    config = build_config(server_name, port, relaxed_ratelimits=relaxed_ratelimits)
+    config = build_config(
+        server_name,
+        port,
+        relaxed_ratelimits=relaxed_ratelimits,
+        rate_limits=rate_limits,
+    )
 
     (base_dir / LOG_CONFIG_FILE).write_text(yaml.safe_dump(_LOG_CONFIG), "utf-8")
     (base_dir / "media_store").mkdir(exist_ok=True)
@@ -212,7 +232,11 @@ def _read_config(config_path: Path) -> dict[str, Any]:
 
 
 def _prepare_config(
-    base_dir: Path, server_name: str, port: int | None, relaxed_ratelimits: bool
+    base_dir: Path,
+    server_name: str,
+    port: int | None,
+    relaxed_ratelimits: bool,
+    rate_limits: dict[str, Any] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Return the absolute server directory and its config, written if missing.
 
@@ -226,7 +250,9 @@ def _prepare_config(
 
     if not config_path.exists():
         port = port or free_port()
-        _write_new_config(config_path, server_name, port, relaxed_ratelimits)
+        _write_new_config(
+            config_path, server_name, port, relaxed_ratelimits, rate_limits
+        )
         logger.info("wrote a new Synapse config in %s for port %d", base_dir, port)
 
     return base_dir, _read_config(config_path)
@@ -246,6 +272,7 @@ async def start_synapse(
     server_name: str = "sukabumi.test",
     port: int | None = None,
     relaxed_ratelimits: bool = False,
+    rate_limits: dict[str, Any] | None = None,
 ) -> DevServer:
     """Start a Synapse that keeps all its state in ``base_dir``, and wait for it.
 
@@ -257,7 +284,9 @@ async def start_synapse(
     Raises :class:`DevServerError`, with the tail of Synapse's logs, when the server
     exits early or does not answer within :data:`START_TIMEOUT_S`.
     """
-    base_dir, config = _prepare_config(base_dir, server_name, port, relaxed_ratelimits)
+    base_dir, config = _prepare_config(
+        base_dir, server_name, port, relaxed_ratelimits, rate_limits
+    )
     config_path = base_dir / CONFIG_FILE
 
     actual_port = _client_port(config_path, config)

@@ -646,6 +646,41 @@ class Actor:
         )
         return str(_check(answer, f"reaction in {room_id}").event_id)
 
+    async def send_event(
+        self,
+        room_id: str,
+        event_type: str,
+        content: dict[str, Any],
+        *,
+        encrypted: bool = True,
+    ) -> str:
+        """Send any content under any event type, as a buggy or hostile client might.
+
+        Nothing is checked or filled in: a missing ``msgtype`` or a ``body`` that is
+        a number goes out as given. Encrypted by default (nio encrypts whatever it
+        is handed); with ``encrypted=False`` it goes out in clear, even into an
+        encrypted room. Returns the event ID.
+        """
+        if encrypted:
+            return await self._send_encrypted(room_id, event_type, content)
+
+        path = (
+            f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/send/"
+            f"{quote(event_type, safe='')}/{uuid4()}"
+        )
+        status, answer = await self._raw("PUT", path, content)
+        if status != 200:
+            raise ActorError(
+                f"send {event_type} to {room_id}: HTTP {status} {answer.get('error')}"
+            )
+        return str(answer["event_id"])
+
+    async def redact(self, room_id: str, event_id: str) -> str:
+        """Redact an event (one's own, or any with the power to), as Element does."""
+        await self._synced_room(room_id)
+        answer = await self.client.room_redact(room_id, event_id)
+        return str(_check(answer, f"redaction in {room_id}").event_id)
+
     async def _send_encrypted(
         self, room_id: str, event_type: str, content: dict[str, Any]
     ) -> str:

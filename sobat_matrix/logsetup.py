@@ -13,6 +13,10 @@ import logging
 # Loggers that would write message bodies, tokens, keys or SQL parameters (user
 # IDs) at DEBUG or INFO.
 PINNED_LOGGERS = ("nio", "peewee", "aiosqlite", "aiohttp.access", "asyncio")
+# Loggers that write content even at WARNING and ERROR: nio's event and response
+# parsers log the whole event when it fails their schema check ("Error validating
+# event"), body included, which anyone can cause by sending an odd event. Silenced.
+SILENCED_LOGGERS = ("nio.events", "nio.responses")
 
 
 def configure(level: str = "INFO") -> None:
@@ -26,3 +30,5 @@ def configure(level: str = "INFO") -> None:
 def pin_noisy_loggers() -> None:
     for name in PINNED_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in SILENCED_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)

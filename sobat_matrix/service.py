@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 SYNC_TOKEN_KEY = "sync_token"
 SYNC_TIMEOUT_MS = 30_000
 SYNC_BACKOFF_MAX_S = 60.0
+# Tries to join a direct chat (with a growing pause) before giving up until restart.
+JOIN_ATTEMPTS = 8
 # nio gives up on a sync 15 s after the long-poll should have answered.
 SYNC_HTTP_MARGIN_S = 15.0
 SYNC_STALLS_BEFORE_RESTART = 3
@@ -81,6 +83,7 @@ class Service:
         self.metrics = Metrics()
         self._seen_rooms: set[str] = set()
         self._sighup = False
+        self._joining: set[str] = set()
         self.sync_timeout_ms = sync_timeout_ms
         if sync_stall_s is None:
             sync_stall_s = SYNC_STALLS_BEFORE_RESTART * (
@@ -370,10 +373,39 @@ class Service:
 
         async with rt.store.tx() as tx:
             await tx.add_direct_chat(room_id, invite.sender)
-        await rt.matrix.request(
-            "POST", f"/_matrix/client/v3/join/{_q(room_id)}", {}, what="join"
-        )
-        logger.info("joined direct chat %s", room_id)
+        # Joining may wait out rate limits: never inside the sync loop, which must
+        # go on serving everyone else meanwhile.
+        if room_id not in self._joining:
+            self._joining.add(room_id)
+            self.tasks.spawn(f"join {room_id}", self._join(room_id))
+
+    async def _join(self, room_id: str) -> None:
+        """Join a direct chat, retrying a server that is busy for up to ~10 minutes.
+
+        The chat is recorded before this runs; if the bot stops first, the invite
+        is still pending on the server and the first sync after the start brings
+        it here again.
+        """
+        assert self.rt is not None
+        try:
+            for attempt in range(JOIN_ATTEMPTS):
+                try:
+                    await self.rt.matrix.request(
+                        "POST",
+                        f"/_matrix/client/v3/join/{_q(room_id)}",
+                        {},
+                        what="join",
+                    )
+                except MatrixError as exc:
+                    if exc.status in (403, 404) or attempt == JOIN_ATTEMPTS - 1:
+                        logger.warning("could not join %s: %s", room_id, exc)
+                        return
+                    await asyncio.sleep(min(2.0 * 2**attempt, 120.0))
+                    continue
+                logger.info("joined direct chat %s", room_id)
+                return
+        finally:
+            self._joining.discard(room_id)
 
     async def _keep_late(self, room_id: str, event: MegolmEvent) -> None:
         """Keep an event whose room key has not arrived, and ask for the key."""

@@ -223,7 +223,15 @@ class Reconciler:
                 continue
             if not room.purpose.startswith("case:"):
                 self._start(room.purpose, self._ensure_staff_room(room.purpose))
+        # Curhat rooms are created one at a time, in queue order: under the
+        # homeserver's room-creation limit each would otherwise retry on its own
+        # clock, and a later request could get its room first.
+        creating = False
         for case in cases:
+            if case.room_ready_at is None and case.status != "closing":
+                if creating:
+                    continue
+                creating = True
             self._start(case.purpose, self._advance(case.id))
 
     def _start(self, key: str, coro: Any) -> None:

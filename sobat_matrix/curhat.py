@@ -43,7 +43,7 @@ RETRY_BASE_S = 2.0
 RETRY_MAX_S = 120.0
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 # Offers that mean "not this counsellor again for this curhat".
-DECLINED = ("declined", "unusable")
+DECLINED = ("declined", "unusable", "no_show")
 # Why a counsellor of the policy cannot be brought in; each has a staff.unusable_* text.
 NOT_FOUND, DEACTIVATED, REMOTE, THE_BOT = "not_found", "deactivated", "remote", "bot"
 # Told to the supervisors once per counsellor and reason, across restarts.
@@ -208,6 +208,7 @@ class Reconciler:
         await self._register_staff_rooms()
         async with self.rt.store.tx() as tx:
             await self._expire_offers(tx)
+            await self._expire_joins(tx)
             await self._tell_unusable(tx)
             await self._dispatch(tx)
             await self._tell_places(tx)
@@ -511,6 +512,129 @@ class Reconciler:
                     tx, duty.room_id, self.rt.text("offer.expired", code=case.code)
                 )
 
+    async def _expire_joins(self, tx: Tx) -> None:
+        """Free curhats held by someone who was brought in but never came.
+
+        A counsellor who accepted and is not in the room the policy's join timeout
+        later loses the curhat to the next counsellor (never to be asked again for
+        it); a warga not in the room that long after the counsellor came in finds
+        the curhat closed, so the counsellor is free again. Only invitations can
+        go unanswered like this: a join through the admin API cannot.
+        """
+        rt = self.rt
+        limit = rt.policy.queue.join_timeout_s
+        now = time.time()
+        for case in await tx.open_cases():
+            if case.counsellor is None:
+                continue
+            room = await tx.owned_room(case.purpose)
+            members = self._joined_members(room.room_id if room else None)
+            handing_over = (
+                case.status == "active"
+                and case.handover_from is not None
+                and case.counsellor != case.handover_from
+            )
+
+            if case.counsellor_joined_at is None and (
+                case.status == "accepted" or handing_over
+            ):
+                if case.counsellor in members:
+                    # In the room, though the join was not seen: nothing is late.
+                    await tx.update_case(case.id, counsellor_joined_at=now)
+                    continue
+                accepted = [
+                    o
+                    for o in await tx.offers_of_case(case.id)
+                    if o.counsellor == case.counsellor and o.status == "accepted"
+                ]
+                since = accepted[-1].answered_at if accepted else case.accepted_at
+                if since is not None and now - since > limit:
+                    await self._counsellor_absent(tx, case, accepted, handing_over)
+
+            elif (
+                case.status == "accepted"
+                and case.counsellor_joined_at is not None
+                and case.warga_joined_at is None
+                and now - case.counsellor_joined_at > limit
+            ):
+                if case.warga in members:
+                    await tx.update_case(case.id, warga_joined_at=now)
+                    continue
+                await self._warga_absent(tx, case)
+
+    def _joined_members(self, room_id: str | None) -> set[str]:
+        """Who the last sync shows joined in ``room_id``; no request is made."""
+        room = self.rt.matrix.client.rooms.get(room_id or "")
+        if room is None:
+            return set()
+        return set(room.users) - set(room.invited_users)
+
+    async def _counsellor_absent(
+        self, tx: Tx, case: Case, accepted: list[Offer], handing_over: bool
+    ) -> None:
+        rt = self.rt
+        absent = case.counsellor
+        assert absent is not None
+        for offer in accepted:
+            # The invitation is withdrawn by _advance, which can call the server.
+            await tx.answer_offer(offer.id, "no_show")
+
+        if handing_over:
+            # The one handing over is still in the room: the hand-over starts again.
+            await tx.update_case(
+                case.id,
+                counsellor=case.handover_from,
+                counsellor_brought=1,
+                counsellor_joined_at=time.time(),
+            )
+        else:
+            await tx.update_case(
+                case.id,
+                status="waiting",
+                counsellor=None,
+                accepted_at=None,
+                counsellor_brought=0,
+            )
+        duty = await tx.owned_room(duty_purpose(absent))
+        if duty and duty.room_id:
+            await rt.say(
+                tx,
+                duty.room_id,
+                rt.text(
+                    "offer.no_show",
+                    code=case.code,
+                    timeout=waited(rt.policy.queue.join_timeout_s),
+                ),
+            )
+        logger.info("case %s: counsellor did not come in; offered again", case.code)
+        rt.wake_reconciler.set()
+
+    async def _warga_absent(self, tx: Tx, case: Case) -> None:
+        rt = self.rt
+        await tx.update_case(
+            case.id,
+            status="closing",
+            closed_by="warga_absent",
+            close_requested_at=time.time(),
+        )
+        timeout = waited(rt.policy.queue.join_timeout_s)
+        if case.dm_room and await tx.direct_chat(case.dm_room):
+            await tx.update_direct_chat(case.dm_room, step="idle")
+            await rt.say(
+                tx,
+                case.dm_room,
+                rt.text("case.warga_absent", code=case.code, timeout=timeout),
+            )
+        duty = await tx.owned_room(duty_purpose(case.counsellor or ""))
+        if duty and duty.room_id:
+            await rt.say(
+                tx,
+                duty.room_id,
+                rt.text("case.warga_absent_staff", code=case.code, timeout=timeout),
+            )
+        logger.info("case %s: warga did not come in; closing", case.code)
+        rt.wake_reconciler.set()
+
     async def _dispatch(self, tx: Tx) -> None:
         """Offer waiting curhats to the counsellors the policy picks, in queue order.
 
@@ -800,7 +924,18 @@ class Reconciler:
         room_id = await self._case_room(case)
         async with rt.store.tx() as tx:
             case = await tx.case(case_id)
+            offers = await tx.offers_of_case(case_id)
         assert case is not None
+
+        # Whoever lost the curhat by not coming in must not be able to come in later.
+        for offer in offers:
+            if offer.status == "no_show" and offer.revoked_at is None:
+                await rt.matrix.kick(
+                    room_id, offer.counsellor, rt.text("case.no_show_reason")
+                )
+                async with rt.store.tx() as tx:
+                    await tx.set_offer_revoked(offer.id)
+                logger.info("case %s: invitation withdrawn", case.code)
 
         # A join seen in the room also proves the person was brought in (the bot
         # may have stopped between bringing them and recording it).
@@ -862,12 +997,20 @@ class Reconciler:
                 await tx.update_case(case.id, counsellor_brought=1)
                 duty = await tx.owned_room(duty_purpose(user_id))
                 if duty and duty.room_id:
-                    text = rt.text(f"case.counsellor_{how}", room=room_name)
+                    text = rt.text(
+                        f"case.counsellor_{how}",
+                        room=room_name,
+                        timeout=waited(rt.policy.queue.join_timeout_s),
+                    )
                     await rt.say(tx, duty.room_id, text)
             else:
                 await tx.update_case(case.id, warga_brought=1)
                 if case.dm_room:
-                    text = rt.text(f"case.warga_{how}", room=room_name)
+                    text = rt.text(
+                        f"case.warga_{how}",
+                        room=room_name,
+                        timeout=waited(rt.policy.queue.join_timeout_s),
+                    )
                     await rt.say(tx, case.dm_room, text)
         logger.info("case %s: %s brought in (%s)", case.code, who, how)
 
@@ -910,7 +1053,7 @@ class Reconciler:
     async def _close(self, room_id: str, case: Case) -> None:
         """Close the room for good, then ask the warga for a rating in private."""
         rt = self.rt
-        if case.closed_by in ("cancel", "unserved"):
+        if case.closed_by in ("cancel", "unserved", "warga_absent"):
             await self._lock_and_empty(room_id, case)
             async with rt.store.tx() as tx:
                 await tx.close_owned_room(case_purpose(case.id))

@@ -64,6 +64,8 @@ Format::
       max_rounds: 3              # optional, default 3; rounds of offers before the
                                  # warga is told nobody could take it now
       round_pause: 2m            # optional, default 2m; pause between two rounds
+      join_timeout: 15m          # optional, default 15m; how long a counsellor who
+                                 # accepted, then the warga, have to come in
 
 A step filters counsellors by ``types``, ``skills``, ``languages`` and ``genders``
 (a counsellor must match one value of each filter given) and by who they are:
@@ -151,6 +153,7 @@ _QUEUE_KEYS = (
     "notify_step",
     "max_rounds",
     "round_pause",
+    "join_timeout",
 )
 _LINK = re.compile(r"https?://\S+")
 DEFAULT_URGENT_TIMEOUT_S = 180.0
@@ -158,6 +161,7 @@ DEFAULT_ESTIMATE_PER_PLACE_S = 600.0
 DEFAULT_NOTIFY_STEP = 2
 DEFAULT_MAX_ROUNDS = 3
 DEFAULT_ROUND_PAUSE_S = 120.0
+DEFAULT_JOIN_TIMEOUT_S = 900.0
 _COUNSELLOR_KEYS = (
     "id",
     "name",
@@ -407,7 +411,10 @@ class QueueRules:
     place times ``estimate_per_place_s``, again each time they move up
     ``notify_step`` places. A curhat whose offers all went unanswered is offered
     again in at most ``max_rounds`` rounds, ``round_pause_s`` apart; then the
-    warga is told honestly that nobody could take it now.
+    warga is told honestly that nobody could take it now. A counsellor who
+    accepted but is not in the room ``join_timeout_s`` later loses the curhat to
+    the next one; a warga not in the room that long after the counsellor came
+    in finds it closed, so neither holds the other up for good.
     """
 
     max_waiting: int | None = None
@@ -415,6 +422,7 @@ class QueueRules:
     notify_step: int = DEFAULT_NOTIFY_STEP
     max_rounds: int = DEFAULT_MAX_ROUNDS
     round_pause_s: float = DEFAULT_ROUND_PAUSE_S
+    join_timeout_s: float = DEFAULT_JOIN_TIMEOUT_S
 
 
 def _no_pools() -> Mapping[str, tuple[str, ...]]:
@@ -791,12 +799,17 @@ class _PolicyReader:
         pause_s = optional(
             node, "round_pause", problems.duration, DEFAULT_ROUND_PAUSE_S
         )
+        join_s = optional(
+            node, "join_timeout", problems.duration, DEFAULT_JOIN_TIMEOUT_S
+        )
 
         if len(self.problems) != before:
             return None
         assert estimate_s is not None and notify_step is not None
-        assert max_rounds is not None and pause_s is not None
-        return QueueRules(max_waiting, estimate_s, notify_step, max_rounds, pause_s)
+        assert max_rounds is not None and pause_s is not None and join_s is not None
+        return QueueRules(
+            max_waiting, estimate_s, notify_step, max_rounds, pause_s, join_s
+        )
 
     def _types(self, node: Node) -> dict[str, Mapping[str, str]] | None:
         entries = self.problems.entries(node)

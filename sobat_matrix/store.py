@@ -155,6 +155,11 @@ MIGRATIONS: list[str] = [
     DROP TABLE dm_rooms;
     ALTER TABLE dm_rooms_new RENAME TO dm_rooms;
     """,
+    # A counsellor who accepted and never came in: when their invitation to the
+    # curhat room was withdrawn (NULL while that is still to do).
+    """
+    ALTER TABLE offers ADD COLUMN revoked_at REAL;
+    """,
 ]
 
 # A curhat's life. "waiting": no counsellor yet; "accepted": a counsellor said yes
@@ -220,6 +225,7 @@ class Offer:
     offered_at: float
     expires_at: float
     answered_at: float | None
+    revoked_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -607,6 +613,10 @@ class Tx:
         return [_case(r) for r in rows]
 
     # -- offers ------------------------------------------------------------------
+    # An offer is "pending", then "accepted", "declined", "timed_out", "withdrawn"
+    # (the curhat went elsewhere or ended) or "unusable" (the account cannot be
+    # brought in); an accepted one becomes "no_show" when its counsellor never came
+    # into the room.
 
     async def add_offer(
         self, case_id: int, counsellor: str, step_index: int, timeout_s: float
@@ -648,6 +658,11 @@ class Tx:
         await self._run(
             "UPDATE offers SET status = ?, answered_at = ? WHERE id = ?",
             (status, time.time(), offer_id),
+        )
+
+    async def set_offer_revoked(self, offer_id: int) -> None:
+        await self._run(
+            "UPDATE offers SET revoked_at = ? WHERE id = ?", (time.time(), offer_id)
         )
 
     async def set_offer_event(self, offer_id: int, event_id: str) -> None:

@@ -1082,6 +1082,7 @@ def test_new_sections_are_optional(tmp_path: Path) -> None:
     assert policy.queue == QueueRules(None, 600.0, 2)
     assert policy.categories[0].referral is None
     assert (policy.queue.max_rounds, policy.queue.round_pause_s) == (3, 120.0)
+    assert policy.queue.join_timeout_s == 900.0
 
 
 def test_queue_rounds_load(tmp_path: Path) -> None:
@@ -1090,6 +1091,12 @@ def test_queue_rounds_load(tmp_path: Path) -> None:
     policy = load_policy(write(tmp_path, text))
 
     assert policy.queue == QueueRules(None, 600.0, 2, max_rounds=1, round_pause_s=30.0)
+
+
+def test_queue_join_timeout_loads(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, BASE + "queue: {join_timeout: 20m}\n"))
+
+    assert policy.queue.join_timeout_s == 1200.0
 
 
 def test_urgent_defaults(tmp_path: Path) -> None:
@@ -1317,6 +1324,11 @@ LINK = 'expected a link starting with "https://" or "http://", got'
             id="queue-round-pause-bare-number",
         ),
         pytest.param(
+            at_end("queue: {join_timeout: lima belas menit}\n"),
+            [f'p.yaml:24: queue.join_timeout: {DURATION} "lima belas menit"'],
+            id="queue-join-timeout-words",
+        ),
+        pytest.param(
             at_end("queue: {max_waiting: banyak}\n"),
             ["p.yaml:24: queue.max_waiting: expected an integer, got a string"],
             id="queue-max-waiting-word",
@@ -1326,7 +1338,7 @@ LINK = 'expected a link starting with "https://" or "http://", got'
             [
                 "p.yaml:24: queue: unknown key 'limit' (expected one of: "
                 "max_waiting, estimate_per_place, notify_step, max_rounds, "
-                "round_pause)"
+                "round_pause, join_timeout)"
             ],
             id="queue-unknown-key",
         ),

@@ -190,7 +190,8 @@ class Actor:
         self.undecryptable_event_ids: list[str] = []
         self.errors: list[BaseException] = []
 
-        self._auto_join = auto_join
+        self.auto_join = auto_join
+        """Whether invitations are accepted after each sync; tests may switch it."""
         self._taken: set[int] = set()
         self._invites: list[str] = []
         self._invites_taken = 0
@@ -354,7 +355,7 @@ class Actor:
         self._collect(sync)
         await self._between_syncs()
 
-        if self._auto_join:
+        if self.auto_join:
             await self._join_invites()
 
         self._synced_once = True

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from . import rooms
+from .duty import handover_told_key, tell_duty
 from .matrix import MatrixError
 from .policy import QueueRules
 from .routing import Choice, Load, Preference, choose, choose_on_call
@@ -749,6 +750,8 @@ class Reconciler:
                 # A hand-over keeps its curhat going whatever happens: no rounds.
                 choice = route(declined, timed_out)
                 if choice is None:
+                    if not checking:
+                        await self._tell_handover_waiting(tx, case)
                     continue
             else:
                 # Nobody twice in one round; those who let it lapse wait for the next.
@@ -879,6 +882,16 @@ class Reconciler:
             ),
         )
 
+    async def _tell_handover_waiting(self, tx: Tx, case: Case) -> None:
+        """Tell the counsellor handing over, once, that nobody can take it yet."""
+        key = handover_told_key(case.id)
+        if await tx.get_meta(key):
+            return
+        await tx.set_meta(key, "1")
+        await tell_duty(
+            self.rt, tx, case.counsellor or "", "duty.handover_waiting", code=case.code
+        )
+
     async def _tell_places(self, tx: Tx) -> None:
         """Tell each waiting warga their new place once it moved enough to matter.
 
@@ -996,9 +1009,11 @@ class Reconciler:
             if who == "counsellor":
                 await tx.update_case(case.id, counsellor_brought=1)
                 duty = await tx.owned_room(duty_purpose(user_id))
+                # In a hand-over the warga is in the room already.
+                key = "handover_" if case.handover_from else ""
                 if duty and duty.room_id:
                     text = rt.text(
-                        f"case.counsellor_{how}",
+                        f"case.{key}counsellor_{how}",
                         room=room_name,
                         timeout=waited(rt.policy.queue.join_timeout_s),
                     )
@@ -1042,6 +1057,7 @@ class Reconciler:
             await tx.update_case(
                 case.id, handover_from=None, handover_category=None, handover_type=None
             )
+            await tx.delete_meta(handover_told_key(case.id))
             await rt.say(tx, room_id, rt.text("case.handed_over", counsellor=name))
             duty = await tx.owned_room(duty_purpose(old))
             if duty and duty.room_id:

@@ -17,6 +17,9 @@ from .store import Case, Offer, Tx, duty_purpose
 
 logger = logging.getLogger(__name__)
 
+# ``!alihkan batal`` calls a hand-over off (checked before category names).
+CANCEL_WORD = "batal"
+
 
 async def answer_offer(
     rt: Runtime, tx: Tx, room_id: str, offer: Offer, accept: bool
@@ -174,15 +177,45 @@ def handover_target(rt: Runtime, arg: str) -> tuple[str | None, str | None] | No
     return None
 
 
+async def cancel_hand_over(rt: Runtime, tx: Tx, room_id: str, case: Case) -> None:
+    """``!alihkan batal``: the counsellor keeps the curhat after all."""
+    counsellor = case.counsellor or ""
+    if case.handover_from is None:
+        await tell_duty(rt, tx, counsellor, "duty.handover_none", code=case.code)
+        return
+    if case.counsellor != case.handover_from:
+        # Someone accepted and is being brought in: the warga was told already.
+        await tell_duty(rt, tx, counsellor, "duty.handover_too_late", code=case.code)
+        return
+
+    await withdraw_offers(rt, tx, case, "offer.handover_cancelled")
+    await tx.update_case(
+        case.id, handover_from=None, handover_category=None, handover_type=None
+    )
+    await tx.delete_meta(handover_told_key(case.id))
+    await rt.say(tx, room_id, rt.text("case.handover_cancelled"))
+    await tell_duty(rt, tx, counsellor, "duty.handover_cancelled", code=case.code)
+    logger.info("case %s: hand-over called off", case.code)
+
+
+def handover_told_key(case_id: int) -> str:
+    """Meta key: the counsellor handing over was told nobody can take it yet."""
+    return f"handover_told:{case_id}"
+
+
 async def hand_over(
     rt: Runtime, tx: Tx, room_id: str, case: Case, command: Command
 ) -> None:
     """``!alihkan``: start handing an active curhat to another counsellor.
 
     The new counsellor gets an offer; the one handing over stays until the new one
-    is in the room, so the warga is never left alone.
+    is in the room, so the warga is never left alone. ``!alihkan batal`` calls a
+    hand-over off while nobody has accepted it yet.
     """
     counsellor = case.counsellor or ""
+    if normalise(command.arg) == CANCEL_WORD:
+        await cancel_hand_over(rt, tx, room_id, case)
+        return
     if case.status != "active" or case.handover_from:
         await tell_duty(rt, tx, counsellor, "duty.handover_not_now", code=case.code)
         return

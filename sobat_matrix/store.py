@@ -337,6 +337,9 @@ class Tx:
         row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
         return None if row is None else str(row["value"])
 
+    async def delete_meta(self, key: str) -> None:
+        await self._run("DELETE FROM meta WHERE key = ?", (key,))
+
     async def set_meta(self, key: str, value: str) -> None:
         await self._run(
             "INSERT INTO meta (key, value) VALUES (?, ?)"

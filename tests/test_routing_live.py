@@ -308,11 +308,30 @@ async def test_hand_over_to_another_counsellor(make) -> None:  # type: ignore[no
     # The warga may not hand over; the counsellor may.
     await warga.send_text(room, "!alihkan rohani")
     await warga.wait_for_text("hanya untuk konselor", room_id=room, timeout=30)
+
+    # With C away nobody can take it: A is told, keeps the curhat and calls it off.
+    await c.send_text(c_duty, "!istirahat")
+    await c.wait_for_text("tercatat sedang istirahat", room_id=c_duty, timeout=30)
+    await a.send_text(room, "!alihkan rohani")
+    await warga.wait_for_text("akan mengalihkan", room_id=room, timeout=30)
+    await a.wait_for_text(
+        f"Belum ada konselor yang bisa menerima pengalihan curhat #{code}",
+        room_id=a_duty,
+        timeout=30,
+    )
+    await a.send_text(room, "!alihkan batal")
+    await warga.wait_for_text("Pengalihan dibatalkan", room_id=room, timeout=30)
+    await a.wait_for_text(f"#{code} dibatalkan", room_id=a_duty, timeout=30)
+
+    # C is back; the second hand-over goes through.
+    await c.send_text(c_duty, "!siap")
+    await c.wait_for_text("tercatat siap", room_id=c_duty, timeout=30)
     await a.send_text(room, "!alihkan rohani")
     await warga.wait_for_text("akan mengalihkan", room_id=room, timeout=30)
     handover = await c.wait_for_text(f"#{code}", room_id=c_duty, timeout=30)
     assert "Pengalihan" in (handover.body or "")
     await c.send_text(c_duty, "!terima")
+    await c.wait_for_text("Warga dan konselor sebelumnya", room_id=c_duty, timeout=30)
 
     # C comes in, A leaves only then, the warga is told and talks to C.
     told = await warga.wait_for_text("sekarang menemani", room_id=room, timeout=60)

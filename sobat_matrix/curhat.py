@@ -206,6 +206,9 @@ class Reconciler:
         await self.tasks.cancel_all()
 
     async def one_pass(self) -> None:
+        # Looked up again below, and left out of routing until then.
+        self._usable -= self.rt.recheck
+        self.rt.recheck.clear()
         await self._register_staff_rooms()
         async with self.rt.store.tx() as tx:
             await self._expire_offers(tx)
@@ -399,7 +402,11 @@ class Reconciler:
     # -- counsellors who cannot be brought in --------------------------------------
 
     async def _check_counsellor(self, user_id: str) -> bool:
-        """Whether the counsellor can be brought in; checked once per start."""
+        """Whether the counsellor can be brought in.
+
+        Checked once per start, and again after one of their offers timed out or
+        they left their duty room (both what a deactivated account looks like).
+        """
         if user_id in self._usable:
             return True
         if user_id in self.unusable:
@@ -505,6 +512,9 @@ class Reconciler:
             if offer.expires_at > now:
                 continue
             await tx.answer_offer(offer.id, "timed_out")
+            # An account deactivated or deleted since it was checked is only seen
+            # by looking it up again; one unanswered offer is reason enough.
+            self._usable.discard(offer.counsellor)
             case = await tx.case(offer.case_id)
             duty = await tx.owned_room(duty_purpose(offer.counsellor))
             logger.info("offer %d timed out", offer.id)

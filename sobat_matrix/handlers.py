@@ -625,6 +625,16 @@ class Handlers:
 
     async def _duty(self, tx: Tx, counsellor: str, room_id: str, event: Event) -> None:
         rt = self.rt
+        if (
+            isinstance(event, RoomMemberEvent)
+            and event.state_key == counsellor
+            and event.membership in ("leave", "ban")
+        ):
+            # Deactivating an account makes it leave every room: the account is
+            # looked up again, so an offer waiting for it moves on at once.
+            rt.recheck.add(counsellor)
+            rt.wake_reconciler.set()
+            return
         if event.sender != counsellor:
             return
 

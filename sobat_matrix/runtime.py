@@ -28,6 +28,9 @@ class Runtime:
     room_version: str = "12"
     wake_outbox: asyncio.Event = field(default_factory=asyncio.Event)
     wake_reconciler: asyncio.Event = field(default_factory=asyncio.Event)
+    # Counsellors to look up again on the homeserver: one who left their duty room
+    # may have been deactivated since the start (the reconciler drains this).
+    recheck: set[str] = field(default_factory=set)
     # Set by the service: loads the policy file again (see reload.py).
     reload_policy: Callable[[], Awaitable[str]] | None = None
     _matcher: tuple[Policy, UrgentMatcher] | None = field(default=None, repr=False)

@@ -61,8 +61,9 @@ Format::
       max_waiting: 30            # optional, default no limit; at least 1
       estimate_per_place: 10m    # optional, default 10m; wait told per place
       notify_step: 2             # optional, default 2; tell again every n places
-      max_rounds: 3              # optional, default 3; rounds of offers before the
-                                 # warga is told nobody could take it now
+      max_rounds: 3              # optional, default 1; rounds of offers before the
+                                 # warga is told nobody could take it now; above 1
+                                 # a counsellor who let an offer lapse is asked again
       round_pause: 2m            # optional, default 2m; pause between two rounds
       join_timeout: 15m          # optional, default 15m; how long a counsellor who
                                  # accepted, then the warga, have to come in
@@ -159,7 +160,8 @@ _LINK = re.compile(r"https?://\S+")
 DEFAULT_URGENT_TIMEOUT_S = 180.0
 DEFAULT_ESTIMATE_PER_PLACE_S = 600.0
 DEFAULT_NOTIFY_STEP = 2
-DEFAULT_MAX_ROUNDS = 3
+# One round: nobody is offered the same curhat twice unless the policy says so.
+DEFAULT_MAX_ROUNDS = 1
 DEFAULT_ROUND_PAUSE_S = 120.0
 DEFAULT_JOIN_TIMEOUT_S = 900.0
 _COUNSELLOR_KEYS = (

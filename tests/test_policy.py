@@ -160,7 +160,7 @@ def test_sample_policy_has_urgent_words_a_queue_and_emergency_contacts() -> None
         "@ahmad:sukabumi.test",
     )
     assert (policy.urgent.parallel, policy.urgent.timeout_s) == (2, 180.0)
-    assert policy.queue == QueueRules(30, 600.0, 2)
+    assert policy.queue == QueueRules(30, 600.0, 2, max_rounds=3)
     assert len(policy.emergency_lines("en")) == 3
     assert any("112" in line for line in policy.emergency_lines("id"))
     assert policy.out_of_hours["id"] and policy.out_of_hours["en"]
@@ -1081,7 +1081,7 @@ def test_new_sections_are_optional(tmp_path: Path) -> None:
     assert policy.urgent is None
     assert policy.queue == QueueRules(None, 600.0, 2)
     assert policy.categories[0].referral is None
-    assert (policy.queue.max_rounds, policy.queue.round_pause_s) == (3, 120.0)
+    assert (policy.queue.max_rounds, policy.queue.round_pause_s) == (1, 120.0)
     assert policy.queue.join_timeout_s == 900.0
 
 

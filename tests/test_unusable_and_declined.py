@@ -33,7 +33,7 @@ from sobat_matrix.devserver import DevServer
 from sobat_matrix.matrix import MatrixError
 from sobat_matrix.policy import Policy, QueueRules, load_policy
 from sobat_matrix.routing import Choice, Preference, choose
-from sobat_matrix.store import Offer
+from sobat_matrix.store import Offer, Store
 
 from .botkit import BotWorld, first_offer, make_world
 from .test_routing_live import duty_room, request, supervisors_room
@@ -433,3 +433,110 @@ async def test_everybody_declined_closes_the_curhat_with_the_contacts(
     # The request is over: writing again starts a new one.
     await world.warga.send_text(dm, "halo")
     await world.warga.wait_for_text("setuju", room_id=dm, timeout=30)
+
+
+@pytest.mark.integration
+async def test_a_counsellor_deactivated_while_holding_an_offer_loses_it_at_once(
+    synapse: DevServer, tmp_path: Path, worlds: list[BotWorld]
+) -> None:
+    """Checked at the start, A is usable; deactivated later, A's offer moves on."""
+    world = await make_world(
+        synapse,
+        tmp_path,
+        policy=lambda ids: two_step_policy(
+            ids,
+            f'      - counsellors: ["{ids["a"]}", "{ids["b"]}"]\n'
+            "        order: priority\n        timeout: 30m",
+        ),
+    )
+    worlds.append(world)
+    await world.start_bot()
+    a, b = world.counsellors["a"], world.counsellors["b"]
+    a_duty, b_duty = await duty_room(a), await duty_room(b)
+    sup_room = await supervisors_room(world)
+
+    _, code = await request(world, world.warga, "Keluarga")
+    await a.wait_for_text(f"#{code}", room_id=a_duty, timeout=30)
+    await a.close()
+    await deactivate(synapse, world.stage.admin_token, a.user_id)
+
+    # Without the look-up again, B would wait the 30 minutes of A's offer.
+    await b.wait_for_text(f"#{code}", room_id=b_duty, timeout=60)
+    told = await world.supervisor.wait_for_text(a.user_id, room_id=sup_room, timeout=60)
+    assert "akun dinonaktifkan" in (told.body or "")
+
+
+async def test_a_timed_out_offer_has_its_counsellor_looked_up_again(
+    tmp_path: Path,
+) -> None:
+    """An account gone since the start is found by the next unanswered offer."""
+    store = await Store.open(tmp_path / "bot.db")
+    try:
+        rec = reconciler({ADMIN: {"deactivated": True}}, admin=True)
+        rec.rt.store = store
+        rec.rt.text = lambda key, **kw: key
+        rec.rt.say = _no_say
+        rec.rt.wake_reconciler = asyncio.Event()
+        rec._usable.add(A)
+        async with store.tx() as tx:
+            case = await tx.add_case(
+                code="K1",
+                warga="@w:kota.test",
+                dm_room="!dm:kota.test",
+                category="keluarga",
+                pref_type=None,
+                pref_gender=None,
+            )
+            await tx.add_offer(case.id, A, 0, -1)
+        async with store.tx() as tx:
+            await rec._expire_offers(tx)
+
+        assert A not in rec._usable
+        assert await rec._check_counsellor(A) is False
+        assert rec.unusable == {A: DEACTIVATED}
+    finally:
+        await store.close()
+
+
+async def _no_say(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+@pytest.mark.integration
+async def test_unanswered_offers_move_on_and_nobody_is_asked_twice(
+    synapse: DevServer, tmp_path: Path, worlds: list[BotWorld]
+) -> None:
+    """A's offer lapses and goes to B; B's lapses too: with the default one round
+    the curhat is given up honestly instead of going back to A."""
+    world = await make_world(
+        synapse,
+        tmp_path,
+        policy=lambda ids: two_step_policy(
+            ids,
+            f'      - counsellors: ["{ids["a"]}", "{ids["b"]}"]\n'
+            "        order: priority\n        timeout: 3s",
+        ),
+    )
+    worlds.append(world)
+    await world.start_bot()
+    a, b = world.counsellors["a"], world.counsellors["b"]
+    a_duty, b_duty = await duty_room(a), await duty_room(b)
+
+    dm, code = await request(world, world.warga, "Keluarga")
+    await a.wait_for_text(f"#{code}", room_id=a_duty, timeout=30)
+    await a.wait_for_text("kedaluwarsa", room_id=a_duty, timeout=30)
+    await b.wait_for_text(f"#{code}", room_id=b_duty, timeout=30)
+    await b.wait_for_text("kedaluwarsa", room_id=b_duty, timeout=30)
+
+    told = await world.warga.wait_for_text(
+        "tidak ada konselor yang bisa", room_id=dm, timeout=30
+    )
+    assert "Panggilan darurat: 112" in (told.body or "")
+    await asyncio.sleep(2)
+    offers_to_a = [
+        e.body or ""
+        for e in a.received
+        if e.room_id == a_duty and f"#{code}" in (e.body or "")
+    ]
+    assert len(offers_to_a) == 2, offers_to_a  # one offer, one "kedaluwarsa"
+    assert sum("kedaluwarsa" in body for body in offers_to_a) == 1

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from . import rooms
+from .crashpoints import crash_point
 from .duty import handover_told_key, tell_duty
 from .matrix import MatrixError
 from .policy import QueueRules
@@ -345,7 +346,12 @@ class Reconciler:
         if room_id is None:
             async with self.rt.store.tx() as tx:
                 await tx.note_room_attempt(purpose)
+            curhat = purpose.startswith("case:")
+            if curhat:
+                crash_point("room_create")
             room_id = await self.rt.matrix.create_room(body(room.token))
+            if curhat:
+                crash_point("room_created")
 
         async with self.rt.store.tx() as tx:
             await tx.set_room_id(purpose, room_id)
@@ -1011,7 +1017,11 @@ class Reconciler:
         rt = self.rt
         user_id = case.counsellor if who == "counsellor" else case.warga
         assert user_id is not None
+        if who == "counsellor":
+            crash_point("counsellor_to_bring")
         await self._bring_user(room_id, user_id)
+        if who == "counsellor":
+            crash_point("counsellor_brought")
 
         async with rt.store.tx() as tx:
             room_name = f"Curhat #{case.code}"
@@ -1127,6 +1137,7 @@ class Reconciler:
         await rt.matrix.put_state(
             room_id, "m.room.power_levels", rooms.closed_power_levels(power)
         )
+        crash_point("closing")
         reason = rt.text("case.kick_reason")
         for user_id in (case.warga, case.counsellor, case.handover_from):
             if user_id:

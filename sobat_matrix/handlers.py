@@ -25,6 +25,7 @@ from nio import (
 from . import commands, duty, statsjob, supervise
 from . import intake as intake_steps
 from .commands import Command, parse
+from .crashpoints import crash_point
 from .curhat import new_code
 from .flood import FloodGuard, Verdict
 from .intake import Intake
@@ -475,6 +476,7 @@ class Handlers:
             urgent=chat.urgent,
         )
         await tx.update_direct_chat(chat.room_id, urgent=0)
+        crash_point("request_uncommitted")
         position = await tx.queue_position(case)
         await tx.update_case(case.id, told_position=position)
         await rt.say(

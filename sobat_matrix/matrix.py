@@ -35,6 +35,8 @@ from nio import (
     AsyncClientConfig,
     ErrorResponse,
     LoginResponse,
+    MessageDirection,
+    RoomMessagesResponse,
     RoomSendResponse,
     SyncResponse,
 )
@@ -507,6 +509,21 @@ class Matrix:
         )
         if not isinstance(resp, SyncResponse):
             raise MatrixError("sync", _status(resp), _errcode(resp))
+        return resp
+
+    async def messages_back(
+        self, room_id: str, start: str, end: str, limit: int
+    ) -> RoomMessagesResponse:
+        """One page of a room's events before ``start``, back to ``end``, newest first.
+
+        nio decrypts the Megolm events of the page whose keys it has; the others
+        stay :class:`nio.MegolmEvent`.
+        """
+        resp = await self.client.room_messages(
+            room_id, start=start, end=end, direction=MessageDirection.back, limit=limit
+        )
+        if not isinstance(resp, RoomMessagesResponse):
+            raise MatrixError("messages", _status(resp), _errcode(resp))
         return resp
 
     async def housekeeping(self) -> None:

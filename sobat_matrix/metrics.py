@@ -49,6 +49,16 @@ class Metrics:
             "Times the sync loop made no progress for too long and was restarted",
             registry=self.registry,
         )
+        self.sync_gap_events = Counter(
+            "sobat_sync_gap_events",
+            "Events a limited sync left out, fetched afterwards with /messages",
+            registry=self.registry,
+        )
+        self.sync_gaps_cut = Counter(
+            "sobat_sync_gaps_cut",
+            "Room gaps fetched only in part (over the bound, or a fetch failed)",
+            registry=self.registry,
+        )
         self._server: Any = None
 
     def serve(self, port: int) -> None:

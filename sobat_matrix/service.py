@@ -21,7 +21,7 @@ from urllib.parse import quote
 import aiohttp
 from nio import Event, InviteMemberEvent, MegolmEvent, SyncResponse
 
-from . import outbox, retention, statsjob
+from . import gap, outbox, retention, statsjob
 from .config import Config, with_data_dir_secrets
 from .crosssign import RECOVERY_ENV, CrossSigner
 from .curhat import Reconciler
@@ -81,7 +81,6 @@ class Service:
         self.ready = asyncio.Event()
         self.late = LateEvents()
         self.metrics = Metrics()
-        self._seen_rooms: set[str] = set()
         self._sighup = False
         self._joining: set[str] = set()
         self.sync_timeout_ms = sync_timeout_ms
@@ -156,7 +155,7 @@ class Service:
         # The first sync after a start carries the full state of every room, so the
         # bot knows members and encryption of each room before it acts in it.
         resp = await matrix.sync(token, full_state=True, timeout_ms=0)
-        await self.handle_sync(resp, history_only=token is None)
+        await self.handle_sync(resp, since=token)
 
         self.tasks.spawn("staff rooms", self.reconciler.ensure_staff_members())
         self._start_sync_loop()
@@ -253,7 +252,7 @@ class Service:
                 resp = await matrix.sync(
                     token, full_state=False, timeout_ms=self.sync_timeout_ms
                 )
-                await self.handle_sync(resp, history_only=False)
+                await self.handle_sync(resp, since=token)
                 failures = 0
                 self._sync_beat = time.monotonic()
             except asyncio.CancelledError:
@@ -300,24 +299,30 @@ class Service:
                     logger.warning("the stuck sync did not end when cancelled")
             self._start_sync_loop()
 
-    async def handle_sync(self, resp: SyncResponse, *, history_only: bool) -> None:
-        """Record every event of one sync, then save its token."""
+    async def handle_sync(self, resp: SyncResponse, *, since: str | None) -> None:
+        """Record every event of one sync, the gaps it left included; save its token.
+
+        ``since`` is the token the sync was made from. Without one (the first sync
+        of a fresh store) the rooms' history is not handled, only the invites.
+        """
         rt = self.rt
         assert rt is not None and self.handlers is not None
+        history_only = since is None
 
         for room_id, info in resp.rooms.invite.items():
             await self._fenced(self._on_invite, room_id, info.invite_state)
 
         for room_id, info in resp.rooms.join.items():
-            # A room new to this device always comes "limited"; only a known room
-            # that comes limited has a gap.
-            known = room_id in self._seen_rooms
-            self._seen_rooms.add(room_id)
-            if info.timeline.limited and known and not history_only:
-                # TODO(sync): fetch the gap with /messages from the previous token;
-                # until then events beyond the timeline limit of 100 are skipped.
-                logger.warning("timeline of room %s was limited", room_id)
-            for event in info.timeline.events:
+            timeline = info.timeline
+            events = list(timeline.events)
+            if (
+                since is not None
+                and timeline.prev_batch
+                and gap.has_gap(timeline.limited, events, rt.bot)
+            ):
+                events = await self._fetch_gap(room_id, timeline.prev_batch, since)
+                events.extend(timeline.events)
+            for event in events:
                 if isinstance(event, MegolmEvent):
                     await self._keep_late(room_id, event)
                     continue
@@ -330,6 +335,54 @@ class Service:
             await tx.set_meta(SYNC_TOKEN_KEY, resp.next_batch)
         await rt.matrix.housekeeping()
         rt.wake_reconciler.set()
+
+    async def _fetch_gap(self, room_id: str, prev_batch: str, since: str) -> list[Any]:
+        """The events a limited timeline left out, oldest first (see :mod:`.gap`).
+
+        What cannot be fetched is lost for good, since the sync token is saved
+        after this: beyond ``gap.MAX_GAP_EVENTS`` the oldest events of the gap,
+        and, when a page fails after its retries, every event older than the
+        pages fetched. Both are logged with the room ID and counted.
+        """
+        assert self.rt is not None
+
+        def beat() -> None:
+            self._sync_beat = time.monotonic()
+
+        found = await gap.fetch_gap(
+            self.rt.matrix.messages_back,
+            room_id,
+            prev_batch=prev_batch,
+            since=since,
+            bot=self.rt.bot,
+            on_page=beat,
+        )
+        self.metrics.sync_gap_events.inc(len(found.events))
+        if found.failed:
+            self.metrics.sync_gaps_cut.inc()
+            logger.error(
+                "room %s: could not fetch the whole gap; %d events fetched, "
+                "older ones are skipped",
+                room_id,
+                len(found.events),
+            )
+        elif found.truncated:
+            self.metrics.sync_gaps_cut.inc()
+            logger.error(
+                "room %s: gap longer than %d events; the older ones are skipped",
+                room_id,
+                len(found.events),
+            )
+        else:
+            logger.info(
+                "room %s: fetched %d events of a gap", room_id, len(found.events)
+            )
+
+        for event in found.events:
+            # /messages events carry their room, but the late-key retry needs it.
+            if isinstance(event, MegolmEvent) and not event.room_id:
+                event.room_id = room_id
+        return found.events
 
     async def _fenced(self, handler: Any, *args: Any) -> None:
         """Run one handler; a failure is logged with IDs and the loop goes on."""

@@ -85,7 +85,8 @@ and each needs a letter or digit left after folding.
 
 Weekly schedules name days ``mon`` to ``sun``; a range whose end is not after its
 start runs past midnight (``"22:00-02:00"``) and ``24:00`` ends a day. A schedule
-that never opens is an error, and so is a category that can never be served: every
+that never opens is an error, as is a holiday that never ends (up to
+``9999-12-31``) and a category that can never be served: every
 counsellor its route reaches works only while the service is closed (each schedule
 read on its counsellor's clock, see :mod:`sobat_matrix.servable`) or is on leave
 for ever (a leave up to ``9999-12-31``). A label given as a mapping must have the
@@ -114,6 +115,7 @@ from sobat_matrix.yamlsrc import (
     Problems,
     describe,
     load_yaml,
+    parse_date_range,
 )
 
 logger = logging.getLogger(__name__)
@@ -647,7 +649,7 @@ class _PolicyReader:
         service_hours = self._optional(root, "service_hours", self._weekly, None)
         self.always_open = not root.has("service_hours")
         self.service_spans = None if service_hours is None else service_hours.spans
-        holidays = self._optional(root, "holidays", self._dates, _NO_DATES)
+        holidays = self._optional(root, "holidays", self._holidays, _NO_DATES)
         if root.has("counsellor_types"):
             self.types = self._types(root.child("counsellor_types"))
         if root.has("counsellors"):
@@ -963,6 +965,19 @@ class _PolicyReader:
         if len(self.problems) != before:
             return None
         return tuple(sorted(r for r in ranges if r is not None))
+
+    def _holidays(self, node: Node) -> tuple[DateRange, ...] | None:
+        """Days the service is closed; a holiday that never ends closes it for good."""
+        holidays = self._dates(node)
+        if holidays is None:
+            return None
+
+        for item in node.elements():
+            if parse_date_range(item.value)[1] == servable.FOR_EVER:
+                self.problems.add(
+                    item, "never ends; the service would never open again"
+                )
+        return holidays
 
     def _counsellor_id(
         self, node: Node, first_lines: dict[str, int | None]

@@ -51,10 +51,10 @@ from sobat_matrix.policy import (
     REFERENCE_LANGUAGE,
     Category,
     Counsellor,
+    DateRange,
     Policy,
     RouteStep,
     minute_of_week,
-    within,
 )
 
 logger = logging.getLogger(__name__)
@@ -273,13 +273,15 @@ def next_opening(policy: Policy, now: datetime) -> datetime | None:
     zone = policy.timezone
     local = now.astimezone(zone)
     hours = policy.service_hours
-    holiday_days = sum((last - first).days + 1 for first, last in policy.holidays)
 
-    # Each turn either skips a holiday or moves to the next opening; past as many
-    # turns as there are holidays (twice, plus slack) nothing can open any more.
-    for _ in range(2 * holiday_days + 3):
-        if within(local.date(), policy.holidays):
-            local = _midnight_after(local.date(), zone)
+    # Each turn either skips a whole holiday or moves to the next opening; past
+    # as many turns as there are holidays (twice, plus slack) nothing can open.
+    for _ in range(2 * len(policy.holidays) + 3):
+        last = _holiday_through(local.date(), policy.holidays)
+        if last == date.max:
+            return None
+        if last is not None:
+            local = _midnight_after(last, zone)
             continue
         wait = 0 if hours is None else hours.minutes_until_open(minute_of_week(local))
         if wait is None:
@@ -289,6 +291,12 @@ def next_opening(policy: Policy, now: datetime) -> datetime | None:
         start = local.replace(second=0, microsecond=0) + timedelta(minutes=wait)
         local = _real(start, zone)
     return None
+
+
+def _holiday_through(day: date, holidays: Sequence[DateRange]) -> date | None:
+    """The last day of the holidays ``day`` falls in, or ``None`` if none."""
+    lasts = [last for first, last in holidays if first <= day <= last]
+    return max(lasts, default=None)
 
 
 def _midnight_after(day: date, zone: ZoneInfo) -> datetime:

@@ -925,6 +925,11 @@ def last_step(step: str) -> tuple[str, str]:
             id="holiday-in-words",
         ),
         pytest.param(
+            at_end('holidays:\n  - 2026-12-25\n  - "2027-01-01..9999-12-31"\n'),
+            ["p.yaml:26: holidays[1]: never ends; the service would never open again"],
+            id="holiday-for-ever",
+        ),
+        pytest.param(
             at_end("holidays:\n  - 2026-12-25\n  - 2026-13-01\n"),
             ['p.yaml:26: holidays[1]: no such date "2026-13-01"'],
             id="holiday-no-such-date",

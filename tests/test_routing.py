@@ -938,6 +938,21 @@ def test_a_service_that_never_opens_has_no_next_opening() -> None:
     assert next_opening(never, now) is None
 
 
+@pytest.mark.parametrize(
+    ("last", "opens"),
+    [
+        pytest.param(date(2036, 12, 6), wib("2036-12-08 07:00"), id="ten-years"),
+        pytest.param(date.max, None, id="for-ever"),
+    ],
+)
+def test_a_long_holiday_is_skipped_at_once(last: date, opens: datetime | None) -> None:
+    # Overlapping ranges, the longest written last: the next day after it counts.
+    holidays = ((date(2026, 12, 1), date(2026, 12, 31)), (date(2026, 12, 20), last))
+    closed = replace(SERVICE, holidays=holidays)
+
+    assert next_opening(closed, wib("2026-12-07 10:00")) == opens
+
+
 @pytest.mark.parametrize("check", [service_open, next_opening])
 def test_service_hours_need_an_aware_now(
     check: Callable[[Policy, datetime], object],

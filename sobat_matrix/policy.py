@@ -86,11 +86,11 @@ and each needs a letter or digit left after folding.
 Weekly schedules name days ``mon`` to ``sun``; a range whose end is not after its
 start runs past midnight (``"22:00-02:00"``) and ``24:00`` ends a day. A schedule
 that never opens is an error, as is a holiday that never ends (up to
-``9999-12-31``) and a category that can never be served: every
-counsellor its route reaches works only while the service is closed (each schedule
-read on its counsellor's clock, see :mod:`sobat_matrix.servable`) or is on leave
-for ever (a leave up to ``9999-12-31``). A label given as a mapping must have the
-``id`` (Bahasa Indonesia) text, which is the fallback for every other language.
+``9999-12-31``) and a category that can never be served: every counsellor its
+route reaches works only while the service is closed (each schedule read on its
+counsellor's clock, see :mod:`sobat_matrix.servable`) or is on leave for ever (a
+leave up to ``9999-12-31``). A label given as a mapping must have the ``id``
+(Bahasa Indonesia) text, which is the fallback for every other language.
 Durations are one or more ``<int><unit>`` groups, units ``d h m s`` (``"1h30m"``).
 """
 

@@ -634,7 +634,8 @@ class _PolicyReader:
         self.service_spans: tuple[tuple[int, int], ...] | None = ()
         self.always_open = True
         self.shifts: dict[ZoneInfo, frozenset[int]] = {}
-        self.meets_service: dict[str, str | None] = {}
+        # Why each counsellor can never serve (None: they can), once per policy.
+        self.never_serving: dict[str, str | None] = {}
         self.loaded_at = datetime.now(UTC)
 
     def read(self, root: Node, path: Path) -> Policy | None:
@@ -1176,8 +1177,8 @@ class _PolicyReader:
         Worked out once per counsellor: a counsellor is reachable from many
         categories, and a policy can have a thousand counsellors.
         """
-        if counsellor.user_id in self.meets_service:
-            return self.meets_service[counsellor.user_id]
+        if counsellor.user_id in self.never_serving:
+            return self.never_serving[counsellor.user_id]
 
         reason: str | None = None
         if servable.on_leave_for_ever(counsellor.leave):
@@ -1188,7 +1189,7 @@ class _PolicyReader:
             spans = None if schedule is None else schedule.spans
             if not servable.meets(self.service_spans, spans, shifts):
                 reason = "never work during service_hours"
-        self.meets_service[counsellor.user_id] = reason
+        self.never_serving[counsellor.user_id] = reason
         return reason
 
     def _shifts(self, zone: ZoneInfo) -> frozenset[int]:

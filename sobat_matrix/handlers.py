@@ -129,6 +129,8 @@ class Handlers:
                 await self._refuse(tx, chat, "intake.not_encrypted", plaintext=True)
             elif set(room.users) - {rt.bot, chat.warga}:
                 await self._refuse(tx, chat, "intake.not_private")
+            elif await self._points_to_open_case(tx, chat):
+                return
             elif not await self._closed_now(tx, chat):
                 await self._greet(tx, chat)
             return
@@ -508,7 +510,6 @@ class Handlers:
     async def _while_open(
         self, tx: Tx, chat: DirectChat, case: Case, body: str
     ) -> None:
-        rt = self.rt
         command = parse(body)
         cancel = (command is not None and command.name == "batal") or (
             intake_steps.normalise(body) in self.intake.words("queue.cancel_words")
@@ -517,10 +518,39 @@ class Handlers:
             await self._cancel_waiting(tx, chat, case)
             return
 
+        await self._tell_open_case(tx, chat, case)
+
+    async def _points_to_open_case(self, tx: Tx, chat: DirectChat) -> bool:
+        """A new direct chat of a warga who has a curhat open: name it, no intake.
+
+        One open curhat per warga: a welcome here would ask for a second one,
+        which could only be refused. Returns True when the warga was told.
+        """
+        if chat.warga is None:
+            return False
+        case = await tx.open_case_of(chat.warga)
+        if case is None:
+            return False
+        await self._tell_open_case(tx, chat, case)
+        logger.info("case %s: a second direct chat pointed to it", case.code)
+        return True
+
+    async def _tell_open_case(self, tx: Tx, chat: DirectChat, case: Case) -> None:
+        """Where the warga's open curhat stands, said in ``chat``.
+
+        News of a waiting curhat goes to the chat it was asked for in, so another
+        chat is told to look there instead of being promised news here.
+        """
+        rt = self.rt
         if case.status == "waiting":
             position = await tx.queue_position(case)
+            key = (
+                "queue.still_waiting"
+                if case.dm_room == chat.room_id
+                else "queue.waiting_elsewhere"
+            )
             text = rt.text(
-                "queue.still_waiting",
+                key,
                 code=case.code,
                 position=position,
                 estimate=rt.wait_estimate(position),

@@ -86,7 +86,11 @@ and each needs a letter or digit left after folding.
 
 Weekly schedules name days ``mon`` to ``sun``; a range whose end is not after its
 start runs past midnight (``"22:00-02:00"``) and ``24:00`` ends a day. A schedule
-that never opens is an error. A label given as a mapping must have the ``id``
+that never opens is an error, as is a holiday that never ends (up to
+``9999-12-31``) and a category that can never be served: every counsellor its
+route reaches works only while the service is closed (each schedule read on its
+counsellor's clock, see :mod:`sobat_matrix.servable`) or is on leave for ever (a
+leave up to ``9999-12-31``). A label given as a mapping must have the ``id``
 (Bahasa Indonesia) text, which is the fallback for every other language.
 Durations are one or more ``<int><unit>`` groups, units ``d h m s`` (``"1h30m"``).
 """
@@ -98,12 +102,13 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from sobat_matrix import servable
 from sobat_matrix.urgent import fold
 from sobat_matrix.yamlsrc import (
     KEY_NAME,
@@ -111,6 +116,7 @@ from sobat_matrix.yamlsrc import (
     Problems,
     describe,
     load_yaml,
+    parse_date_range,
 )
 
 logger = logging.getLogger(__name__)
@@ -626,6 +632,13 @@ class _PolicyReader:
         self.counsellors: list[Counsellor] | None = None
         self.pool_names: list[str] | None = []
         self.pools: dict[str, tuple[str, ...]] | None = {}
+        # None when service_hours are written but wrong: servability is unknown.
+        self.service_spans: tuple[tuple[int, int], ...] | None = ()
+        self.always_open = True
+        self.shifts: dict[ZoneInfo, frozenset[int]] = {}
+        # Why each counsellor can never serve (None: they can), once per policy.
+        self.never_serving: dict[str, str | None] = {}
+        self.loaded_at = datetime.now(UTC)
 
     def read(self, root: Node, path: Path) -> Policy | None:
         required = ("counsellor_types", "counsellors", "categories")
@@ -637,7 +650,9 @@ class _PolicyReader:
         timezone = self._optional(root, "timezone", self.problems.timezone, None)
         self.timezone = timezone or DEFAULT_TIMEZONE
         service_hours = self._optional(root, "service_hours", self._weekly, None)
-        holidays = self._optional(root, "holidays", self._dates, _NO_DATES)
+        self.always_open = not root.has("service_hours")
+        self.service_spans = None if service_hours is None else service_hours.spans
+        holidays = self._optional(root, "holidays", self._holidays, _NO_DATES)
         if root.has("counsellor_types"):
             self.types = self._types(root.child("counsellor_types"))
         if root.has("counsellors"):
@@ -954,6 +969,19 @@ class _PolicyReader:
             return None
         return tuple(sorted(r for r in ranges if r is not None))
 
+    def _holidays(self, node: Node) -> tuple[DateRange, ...] | None:
+        """Days the service is closed; a holiday that never ends closes it for good."""
+        holidays = self._dates(node)
+        if holidays is None:
+            return None
+
+        for item in node.elements():
+            if parse_date_range(item.value)[1] == servable.FOR_EVER:
+                self.problems.add(
+                    item, "never ends; the service would never open again"
+                )
+        return holidays
+
     def _counsellor_id(
         self, node: Node, first_lines: dict[str, int | None]
     ) -> str | None:
@@ -1055,6 +1083,7 @@ class _PolicyReader:
         assert labels is not None and descriptions is not None
         assert asks is not None and route is not None
         self._check_asks(node.child("ask"), asks, route)
+        self._check_servable(node, route)
         return Category(
             key=key,
             labels=labels,
@@ -1114,6 +1143,64 @@ class _PolicyReader:
         return self.problems.matching(
             node, _LINK, 'a link starting with "https://" or "http://"'
         )
+
+    def _check_servable(self, node: Node, route: list[RouteStep]) -> None:
+        """A category nobody can ever answer would leave every warga waiting.
+
+        Every counsellor its route reaches is checked across time: whether their
+        weekly schedule, on their own clock, ever meets the service hours, and
+        whether they are on leave for ever. Finite leave and holidays end, so they
+        never make a category unservable for good.
+        """
+        if self.counsellors is None or self.pools is None:
+            return
+        if self.service_spans is None and not self.always_open:
+            return
+
+        reasons: dict[str, list[str]] = {}
+        for counsellor in _reachable(self.counsellors, route, self.pools):
+            reason = self._why_never_serving(counsellor)
+            if reason is None:
+                return
+            reasons.setdefault(reason, []).append(counsellor.user_id)
+        if not reasons:
+            return
+
+        parts = [f"{reason} ({_some(ids)})" for reason, ids in reasons.items()]
+        self.problems.add_at(
+            node.anchor_line,
+            node,
+            f"can never be served: its counsellors {' or '.join(parts)}",
+        )
+
+    def _why_never_serving(self, counsellor: Counsellor) -> str | None:
+        """Why ``counsellor`` can never take a curhat, or ``None`` if they can.
+
+        Worked out once per counsellor: a counsellor is reachable from many
+        categories, and a policy can have a thousand counsellors.
+        """
+        if counsellor.user_id in self.never_serving:
+            return self.never_serving[counsellor.user_id]
+
+        reason: str | None = None
+        if servable.on_leave_for_ever(counsellor.leave):
+            reason = "are on leave for ever"
+        elif not self.always_open:
+            schedule = counsellor.schedule
+            shifts = self._shifts(counsellor.timezone)
+            spans = None if schedule is None else schedule.spans
+            if not servable.meets(self.service_spans, spans, shifts):
+                reason = "never work during service_hours"
+        self.never_serving[counsellor.user_id] = reason
+        return reason
+
+    def _shifts(self, zone: ZoneInfo) -> frozenset[int]:
+        """How far ``zone``'s clock may run ahead of the policy's, in minutes."""
+        shifts = self.shifts.get(zone)
+        if shifts is None:
+            shifts = servable.clock_shifts(self.timezone, zone, self.loaded_at)
+            self.shifts[zone] = shifts
+        return shifts
 
     def _check_asks(
         self, node: Node, asks: tuple[str, ...], route: list[RouteStep]
@@ -1265,3 +1352,10 @@ class _PolicyReader:
 def _values(pairs: list[tuple[str, Node]] | None) -> tuple[str, ...] | None:
     """The strings of a checked list, or ``None`` if the list was not usable."""
     return None if pairs is None else tuple(value for value, _ in pairs)
+
+
+def _some(user_ids: Sequence[str], shown: int = 3) -> str:
+    """The first ``shown`` user IDs, quoted, and how many more there are."""
+    quoted = ", ".join(f'"{user_id}"' for user_id in user_ids[:shown])
+    rest = len(user_ids) - shown
+    return quoted if rest <= 0 else f"{quoted} and {rest} more"

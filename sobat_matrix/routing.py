@@ -51,10 +51,10 @@ from sobat_matrix.policy import (
     REFERENCE_LANGUAGE,
     Category,
     Counsellor,
+    DateRange,
     Policy,
     RouteStep,
     minute_of_week,
-    within,
 )
 
 logger = logging.getLogger(__name__)
@@ -273,13 +273,15 @@ def next_opening(policy: Policy, now: datetime) -> datetime | None:
     zone = policy.timezone
     local = now.astimezone(zone)
     hours = policy.service_hours
-    holiday_days = sum((last - first).days + 1 for first, last in policy.holidays)
 
-    # Each turn either skips a holiday or moves to the next opening; past as many
-    # turns as there are holidays (twice, plus slack) nothing can open any more.
-    for _ in range(2 * holiday_days + 3):
-        if within(local.date(), policy.holidays):
-            local = _midnight_after(local.date(), zone)
+    # Each turn either skips a whole holiday or moves to the next opening; past
+    # as many turns as there are holidays (twice, plus slack) nothing can open.
+    for _ in range(2 * len(policy.holidays) + 3):
+        last = _holiday_through(local.date(), policy.holidays)
+        if last == date.max:
+            return None
+        if last is not None:
+            local = _midnight_after(last, zone)
             continue
         wait = 0 if hours is None else hours.minutes_until_open(minute_of_week(local))
         if wait is None:
@@ -289,6 +291,12 @@ def next_opening(policy: Policy, now: datetime) -> datetime | None:
         start = local.replace(second=0, microsecond=0) + timedelta(minutes=wait)
         local = _real(start, zone)
     return None
+
+
+def _holiday_through(day: date, holidays: Sequence[DateRange]) -> date | None:
+    """The last day of the holidays ``day`` falls in, or ``None`` if none."""
+    lasts = [last for first, last in holidays if first <= day <= last]
+    return max(lasts, default=None)
 
 
 def _midnight_after(day: date, zone: ZoneInfo) -> datetime:
@@ -389,7 +397,7 @@ def _off_duty(policy: Policy, now: datetime) -> Set[str]:
     for zone, roster in rosters.items():
         local = now.astimezone(zone)
         off.append(roster.off_at(minute_of_week(local)))
-        off.append(roster.on_leave.get(local.date(), _NOBODY))
+        off.append(roster.on_leave_at(local.date()))
 
     off = [ids for ids in off if ids]
     if len(off) == 1:
@@ -405,13 +413,16 @@ class _Roster:
     thousand counsellors. Schedules only change where one of them opens or closes,
     so the week is cut at those minutes and the counsellors off schedule between
     two cuts are listed once; a decision then bisects instead of reading. Leave is
-    listed by day. Built once per policy; ``Counsellor.on_duty`` says the same for
-    one counsellor and is what the tests compare against.
+    cut the same way at the days one starts or ends, not listed day by day: a
+    leave "for ever" (up to 9999-12-31) would be millions of days. Built once per
+    policy; ``Counsellor.on_duty`` says the same for one counsellor and is what the
+    tests compare against.
     """
 
     cuts: tuple[int, ...]
     off: tuple[frozenset[str], ...]
-    on_leave: Mapping[date, frozenset[str]]
+    leave_cuts: tuple[date, ...]
+    on_leave: tuple[frozenset[str], ...]
 
     @classmethod
     def build(cls, counsellors: Sequence[Counsellor]) -> _Roster:
@@ -422,21 +433,46 @@ class _Roster:
             frozenset(user_id for user_id, week in hours if not week.is_open(cut))
             for cut in cuts
         )
-        return cls(cuts, off, MappingProxyType(_leave_by_day(counsellors)))
+        leave_cuts, on_leave = _leave_periods(counsellors)
+        return cls(cuts, off, leave_cuts, on_leave)
 
     def off_at(self, minute: int) -> frozenset[str]:
         """Counsellors off schedule at ``minute`` of the week on this clock."""
         return self.off[bisect_right(self.cuts, minute) - 1]
 
+    def on_leave_at(self, day: date) -> frozenset[str]:
+        """Counsellors on leave on ``day`` on this clock."""
+        index = bisect_right(self.leave_cuts, day) - 1
+        return self.on_leave[index] if index >= 0 else _NOBODY
 
-def _leave_by_day(counsellors: Sequence[Counsellor]) -> dict[date, frozenset[str]]:
-    days: dict[date, set[str]] = {}
+
+def _leave_periods(
+    counsellors: Sequence[Counsellor],
+) -> tuple[tuple[date, ...], tuple[frozenset[str], ...]]:
+    """The days on which who is on leave changes, and who is from each on.
+
+    Before the first day nobody is; a leave up to the last day a date can have
+    never ends.
+    """
+    changes: dict[date, list[tuple[str, int]]] = {}
     for counsellor in counsellors:
         for first, last in counsellor.leave:
-            for offset in range((last - first).days + 1):
-                day = first + timedelta(days=offset)
-                days.setdefault(day, set()).add(counsellor.user_id)
-    return {day: frozenset(ids) for day, ids in days.items()}
+            changes.setdefault(first, []).append((counsellor.user_id, 1))
+            if last < date.max:
+                after = last + timedelta(days=1)
+                changes.setdefault(after, []).append((counsellor.user_id, -1))
+
+    # Counted, not a set: two leaves of one counsellor may overlap.
+    away: dict[str, int] = {}
+    days = tuple(sorted(changes))
+    sets = []
+    for day in days:
+        for user_id, step in changes[day]:
+            away[user_id] = away.get(user_id, 0) + step
+            if not away[user_id]:
+                del away[user_id]
+        sets.append(frozenset(away))
+    return days, tuple(sets)
 
 
 def _rosters(counsellors: Sequence[Counsellor]) -> dict[ZoneInfo, _Roster]:

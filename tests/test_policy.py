@@ -355,6 +355,28 @@ def test_counsellor_on_duty(when: datetime, on_duty: bool) -> None:
     assert budi.on_duty(when.replace(tzinfo=DEFAULT_TIMEZONE)) is on_duty
 
 
+# Rina's entry from her gender line up to the categories: where when_open() writes.
+HOURS_FROM = BASE[BASE.index("    gender: perempuan\n") : BASE.index("  keluarga:")]
+
+
+def when_open(
+    service: str, rina: str, budi: str, *, budi_extra: str = ""
+) -> tuple[str, str]:
+    """An edit giving the service hours and Rina's and Budi's schedules (one day).
+
+    Each of ``service``, ``rina`` and ``budi`` is one ``day: [ranges]`` line;
+    ``budi_extra`` adds lines to Budi's entry. Keluarga is then on line 22, plus
+    the lines of ``budi_extra``.
+    """
+    budi_end = "    max_open: 2\n"
+    new = HOURS_FROM.replace(
+        "    gender: perempuan\n",
+        f"    gender: perempuan\n    schedule:\n      {rina}\n",
+    ).replace(budi_end, f"{budi_end}    schedule:\n      {budi}\n{budi_extra}")
+    new = new.replace("categories:\n", f"service_hours:\n  {service}\ncategories:\n")
+    return HOURS_FROM, new
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
@@ -629,6 +651,45 @@ def test_counsellor_on_duty(when: datetime, on_duty: bool) -> None:
             id="label-as-list",
         ),
         pytest.param(
+            *when_open(
+                'mon: ["07:00-12:00"]', 'tue: ["07:00-12:00"]', 'mon: ["12:00-17:00"]'
+            ),
+            [
+                "p.yaml:22: categories.keluarga: can never be served: its "
+                'counsellors never work during service_hours ("@rina:kota.test", '
+                '"@budi:kota.test")'
+            ],
+            id="never-served-schedules-miss-service-hours",
+        ),
+        pytest.param(
+            *when_open(
+                'mon: ["07:00-08:00"]',
+                'tue: ["07:00-08:00"]',
+                'mon: ["07:00-08:00"]',
+                budi_extra="    timezone: Asia/Makassar\n",
+            ),
+            [
+                "p.yaml:23: categories.keluarga: can never be served: its "
+                'counsellors never work during service_hours ("@rina:kota.test", '
+                '"@budi:kota.test")'
+            ],
+            id="never-served-time-zone-moves-the-hours-out",
+        ),
+        pytest.param(
+            *when_open(
+                'mon: ["07:00-12:00"]',
+                'tue: ["07:00-12:00"]',
+                'mon: ["07:00-12:00"]',
+                budi_extra='    leave: ["2026-01-01..9999-12-31"]\n',
+            ),
+            [
+                "p.yaml:23: categories.keluarga: can never be served: its "
+                'counsellors never work during service_hours ("@rina:kota.test") '
+                'or are on leave for ever ("@budi:kota.test")'
+            ],
+            id="never-served-leave-for-ever",
+        ),
+        pytest.param(
             "  keluarga:",
             "  Keluarga:",
             [f"p.yaml:16: categories.Keluarga: {KEY}, got 'Keluarga'"],
@@ -638,6 +699,58 @@ def test_counsellor_on_duty(when: datetime, on_duty: bool) -> None:
 )
 def test_bad_policy(tmp_path: Path, old: str, new: str, expected: list[str]) -> None:
     assert problems_of(tmp_path, edit(old, new)) == expected
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(
+            when_open(
+                'mon: ["07:00-08:00"]',
+                'tue: ["07:00-08:00"]',
+                'mon: ["08:00-09:00"]',
+                budi_extra="    timezone: Asia/Makassar\n",
+            ),
+            id="meets-only-thanks-to-the-time-zone",
+        ),
+        pytest.param(
+            when_open(
+                'mon: ["00:00-06:00"]', 'tue: ["07:00-08:00"]', 'sun: ["22:00-02:00"]'
+            ),
+            id="night-shift-into-monday-meets-early-hours",
+        ),
+        pytest.param(
+            when_open(
+                'fri: ["01:00-06:00"]', 'tue: ["07:00-08:00"]', 'thu: ["22:00-02:00"]'
+            ),
+            id="night-shift-into-friday-meets-early-hours",
+        ),
+        pytest.param(
+            when_open(
+                'sun: ["23:00-24:00"]',
+                'tue: ["07:00-08:00"]',
+                'mon: ["00:00-01:00"]',
+                budi_extra="    timezone: Asia/Makassar\n",
+            ),
+            id="monday-in-makassar-is-sunday-in-jakarta",
+        ),
+        pytest.param(
+            when_open(
+                'mon: ["07:00-12:00"]',
+                'tue: ["07:00-12:00"]',
+                'mon: ["07:00-12:00"]',
+                budi_extra='    leave: ["2026-01-01..2099-12-31"]\n',
+            ),
+            id="a-long-leave-ends",
+        ),
+    ],
+)
+def test_a_category_served_at_some_hour_loads(
+    tmp_path: Path, change: tuple[str, str]
+) -> None:
+    policy = load_policy(write(tmp_path, edit(*change)))
+
+    assert [c.key for c in policy.categories] == ["keluarga"]
 
 
 # Budi's entry ends at line 14, the file at line 23: an added key is on line 15 or
@@ -810,6 +923,11 @@ def last_step(step: str) -> tuple[str, str]:
             at_end("holidays: [25 Desember]\n"),
             [f'p.yaml:24: holidays[0]: {DATE}, got "25 Desember"'],
             id="holiday-in-words",
+        ),
+        pytest.param(
+            at_end('holidays:\n  - 2026-12-25\n  - "2027-01-01..9999-12-31"\n'),
+            ["p.yaml:26: holidays[1]: never ends; the service would never open again"],
+            id="holiday-for-ever",
         ),
         pytest.param(
             at_end("holidays:\n  - 2026-12-25\n  - 2026-13-01\n"),

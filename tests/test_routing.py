@@ -29,6 +29,7 @@ from sobat_matrix.routing import (
     Choice,
     Load,
     Preference,
+    _rosters,
     choose,
     choose_on_call,
     next_opening,
@@ -543,6 +544,38 @@ def test_the_duty_roster_agrees_with_each_counsellors_schedule() -> None:
         assert set(offered_in_turn(policy, now=now)) == expected, now
 
 
+@pytest.mark.parametrize(
+    ("day", "expected"),
+    [
+        pytest.param("2026-11-30", ["biasa", "selamanya", "dua"], id="before-leave"),
+        pytest.param("2026-12-01", ["biasa"], id="both-leaves-start"),
+        pytest.param("2026-12-15", ["biasa"], id="second-leave-overlaps-first"),
+        pytest.param("2026-12-21", ["biasa", "dua"], id="second-leave-over"),
+        pytest.param("9999-12-31", ["biasa", "dua"], id="for-ever-lasts"),
+    ],
+)
+def test_a_leave_for_ever_and_overlapping_leaves(day: str, expected: list[str]) -> None:
+    counsellors = (
+        psychologist("biasa"),
+        psychologist("selamanya", leave=((date(2026, 12, 1), date.max),)),
+        psychologist(
+            "dua",
+            leave=(
+                (date(2026, 12, 1), date(2026, 12, 10)),
+                (date(2026, 12, 5), date(2026, 12, 20)),
+            ),
+        ),
+    )
+    policy = one_step_policy(counsellors)
+    now = wib(f"{day} 12:00")
+
+    assert offered_in_turn(policy, now=now) == expected
+    assert [c.name for c in counsellors if c.on_duty(now)] == expected
+    # The roster holds the days leave starts or ends, not every day of it.
+    (roster,) = _rosters(counsellors).values()
+    assert len(roster.leave_cuts) == 4
+
+
 # Orders within a step. A, B and D are the psychologists, in that file order.
 def ordered(order: str, named: tuple[str, ...] = ()) -> Policy:
     return one_step_policy(
@@ -903,6 +936,21 @@ def test_a_service_that_never_opens_has_no_next_opening() -> None:
 
     assert not service_open(never, now)
     assert next_opening(never, now) is None
+
+
+@pytest.mark.parametrize(
+    ("last", "opens"),
+    [
+        pytest.param(date(2036, 12, 6), wib("2036-12-08 07:00"), id="ten-years"),
+        pytest.param(date.max, None, id="for-ever"),
+    ],
+)
+def test_a_long_holiday_is_skipped_at_once(last: date, opens: datetime | None) -> None:
+    # Overlapping ranges, the longest written last: the next day after it counts.
+    holidays = ((date(2026, 12, 1), date(2026, 12, 31)), (date(2026, 12, 20), last))
+    closed = replace(SERVICE, holidays=holidays)
+
+    assert next_opening(closed, wib("2026-12-07 10:00")) == opens
 
 
 @pytest.mark.parametrize("check", [service_open, next_opening])

@@ -382,3 +382,47 @@ async def test_reload_keeps_the_old_policy_when_the_file_is_broken(make) -> None
 def live_policy_from(text: str, old: str, new_label: str) -> str:
     assert old in text
     return text.replace(old, f'label: {{id: "{new_label}", en: Family}}')
+
+
+async def test_a_second_request_points_to_the_first(make) -> None:  # type: ignore[no-untyped-def]
+    world: BotWorld = await make(
+        lambda ids: live_policy(
+            ids, keluarga_route=f'- counsellors: ["{ids["a"]}"]\n        timeout: 5m'
+        )
+    )
+    a, warga, sup = world.counsellors["a"], world.warga, world.supervisor
+    sup_room = await supervisors_room(world)
+    a_duty = await duty_room(a)
+
+    # A, the only counsellor for families, is away: the curhat keeps waiting.
+    await a.send_text(a_duty, "!istirahat")
+    await a.wait_for_text("sedang istirahat", room_id=a_duty, timeout=30)
+    dm1, code = await request(world, warga, "keluarga")
+
+    # Asking again in the same chat: the answer is the waiting curhat.
+    await warga.send_text(dm1, "saya mau curhat lagi")
+    again = await warga.wait_for_text("masih menunggu", room_id=dm1, timeout=30)
+    assert f"#{code}" in (again.body or "") and "antrean nomor 1" in (again.body or "")
+
+    # A new direct chat with the bot: no welcome, no intake, the first curhat named
+    # at once, and news of it promised where it was asked for, not here.
+    dm2 = await open_chat(world, warga)
+    assert dm2 != dm1
+    pointed = await warga.wait_for_text(f"#{code}", room_id=dm2, timeout=60)
+    assert "masih menunggu" in (pointed.body or "")
+    assert "antrean nomor 1" in (pointed.body or "")
+    assert "tempat Anda memintanya" in (pointed.body or "")
+    await warga.send_text(dm2, "ya")
+    await warga.send_text(dm2, "keluarga")
+    answers = [
+        await warga.wait_for_text(f"#{code}", room_id=dm2, timeout=30) for _ in range(2)
+    ]
+    assert all("tempat Anda memintanya" in (e.body or "") for e in answers)
+    in_dm2 = [e.body or "" for e in warga.received if e.room_id == dm2]
+    assert not [b for b in in_dm2 if "selamat datang" in b or "Tentang apa" in b]
+    assert not [b for b in in_dm2 if "Permintaan curhat Anda sudah kami terima" in b]
+
+    # Still one curhat in the queue.
+    await sup.send_text(sup_room, "!antrean")
+    queue = await sup.wait_for_text("curhat menunggu", room_id=sup_room, timeout=30)
+    assert "1 curhat menunggu" in (queue.body or "")

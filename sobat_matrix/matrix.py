@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 MAX_RATE_LIMIT_RETRIES = 5
 MAX_RETRY_WAIT_S = 30.0
+_RAW_INVITES = "sobat_raw_invite_state"
 SYNC_FILTER: dict[str, Any] = {
     "room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": False}},
     "presence": {"not_types": ["*"]},
@@ -114,7 +115,32 @@ class CappedClient(AsyncClient):
         cap_ms = int(MAX_RETRY_WAIT_S * 1000)
         if isinstance(retry_after_ms, int | float) and retry_after_ms > cap_ms:
             resp.retry_after_ms = cap_ms
+        if isinstance(resp, SyncResponse) and resp.rooms.invite:
+            _keep_invite_state(resp, await self.parse_body(resp.transport_response))
         return resp
+
+
+def _keep_invite_state(resp: SyncResponse, body: dict[str, Any]) -> None:
+    """Keep the raw stripped state of each invite on the sync response.
+
+    Read in nio 0.26 (``SyncResponse._get_invite_state``): nio keeps only the
+    member, name and alias events of an invite and drops the creation event, the
+    join rules and the encryption, which are what tells a direct chat from a
+    public room or a space. The body is already read, so parsing it again costs
+    no request; it is done only for a sync that has invites.
+    """
+    rooms = body.get("rooms", {}).get("invite", {}) if isinstance(body, dict) else {}
+    kept: dict[str, list[dict[str, Any]]] = {}
+    for room_id, room in rooms.items():
+        events = room.get("invite_state", {}).get("events", [])
+        kept[room_id] = [e for e in events if isinstance(e, dict)]
+    setattr(resp, _RAW_INVITES, kept)
+
+
+def raw_invite_state(resp: SyncResponse, room_id: str) -> list[dict[str, Any]]:
+    """The stripped state of an invite in this sync, as the server sent it."""
+    kept: dict[str, list[dict[str, Any]]] = getattr(resp, _RAW_INVITES, {})
+    return kept.get(room_id, [])
 
 
 class Matrix:
@@ -346,6 +372,29 @@ class Matrix:
             "POST", "/_matrix/client/v3/createRoom", body, what="createRoom"
         )
         return str(data["room_id"])
+
+    async def joined_count(self, room_id: str, via: str) -> int | None:
+        """How many people have joined a room the bot is only invited to.
+
+        From the room summary (``/_matrix/client/v1/room_summary``, Matrix 1.15),
+        which Synapse answers for an invitee; ``via`` is the inviter's server, for
+        a room this server is not in. None when the server cannot tell.
+        """
+        try:
+            status, data = await self.request_status(
+                "GET",
+                f"/_matrix/client/v1/room_summary/{_q(room_id)}?via={_q(via)}",
+                what="room summary",
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # The join that follows meets the same server and handles its errors.
+            logger.info("no room summary for %s: %s", room_id, type(exc).__name__)
+            return None
+        count = data.get("num_joined_members")
+        if status != 200 or not isinstance(count, int):
+            logger.info("no room summary for %s (HTTP %s)", room_id, status)
+            return None
+        return count
 
     async def joined_rooms(self) -> list[str]:
         data = await self.request(

@@ -9,11 +9,16 @@ has ``type: m.space`` in its creation event.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
 from sobat_matrix import invites
+from sobat_matrix.service import Service
 
 BOT = "@sobat:kota.test"
 WARGA = "@warga:kota.test"
@@ -159,3 +164,88 @@ def test_an_invite_of_someone_else_is_not_the_bots() -> None:
     state[-1] = {**state[-1], "state_key": "@orang-lain:kota.test"}
 
     assert invites.decide(state, bot=BOT, may_open_chat=may_open_chat) is None
+
+
+class FakeMatrix:
+    """Records requests; each one waits until the test lets it through."""
+
+    def __init__(self, joined: int | None = 1) -> None:
+        self.joined = joined
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.paths: list[str] = []
+
+    async def request(
+        self, method: str, path: str, body: object = None, *, what: str
+    ) -> dict[str, Any]:
+        self.paths.append(path)
+        self.entered.set()
+        await self.release.wait()
+        return {}
+
+    async def joined_count(self, room_id: str, via: str) -> int | None:
+        assert via == "kota.test"
+        return self.joined
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.chats: list[tuple[str, str]] = []
+
+    @contextlib.asynccontextmanager
+    async def tx(self) -> AsyncIterator[FakeStore]:
+        yield self
+
+    async def add_direct_chat(self, room_id: str, warga: str) -> None:
+        self.chats.append((room_id, warga))
+
+
+def service_with(matrix: FakeMatrix) -> tuple[Service, FakeStore]:
+    store = FakeStore()
+    service = Service(cast(Any, None), cast(Any, None))
+    config = SimpleNamespace(may_open_chat=may_open_chat)
+    service.rt = cast(
+        Any, SimpleNamespace(bot=BOT, config=config, matrix=matrix, store=store)
+    )
+    return service, store
+
+
+async def test_a_decline_waits_in_the_background_not_in_the_sync() -> None:
+    matrix = FakeMatrix()
+    service, _ = service_with(matrix)
+    state = stripped(join_rule="public")
+
+    handled = asyncio.create_task(service._on_invite("!pasar:kota.test", state))
+    await matrix.entered.wait()
+    # The decline is under way and held; the handler has already returned.
+    assert handled.done() and handled.exception() is None
+    await service._on_invite("!pasar:kota.test", state)  # the next sync, again
+    assert len(service.tasks) == 1
+
+    matrix.release.set()
+    await service.tasks.cancel_all()
+    assert matrix.paths == ["/_matrix/client/v3/rooms/%21pasar%3Akota.test/leave"]
+
+
+@pytest.mark.parametrize(
+    ("joined", "chats", "path"),
+    [
+        (1, [("!dm:kota.test", WARGA)], "/_matrix/client/v3/join/%21dm%3Akota.test"),
+        (None, [("!dm:kota.test", WARGA)], "/_matrix/client/v3/join/%21dm%3Akota.test"),
+        (3, [], "/_matrix/client/v3/rooms/%21dm%3Akota.test/leave"),
+    ],
+    ids=["the inviter alone", "no summary", "a crowd"],
+)
+async def test_the_joined_count_decides_between_join_and_decline(
+    joined: int | None, chats: list[tuple[str, str]], path: str
+) -> None:
+    matrix = FakeMatrix(joined)
+    matrix.release.set()
+    service, store = service_with(matrix)
+
+    await service._on_invite("!dm:kota.test", stripped())
+    await matrix.entered.wait()
+    await service.tasks.cancel_all()
+
+    assert matrix.paths == [path]
+    assert store.chats == chats

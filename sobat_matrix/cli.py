@@ -20,7 +20,7 @@ from . import logsetup
 from .config import Config, load_config
 from .crosssign import CrossSigningError
 from .errors import ConfigError
-from .matrix import MatrixError, StoreKeyMismatch, StoreMissing
+from .matrix import DeviceUnusable, MatrixError, StoreKeyMismatch, StoreMissing
 from .policy import Policy, load_policy
 
 logger = logging.getLogger(__name__)
@@ -79,6 +79,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             exc,
             config.data_dir / "session.json",
         )
+        return EXIT_STORE
+    except DeviceUnusable as exc:
+        logger.error("%s", exc)
         return EXIT_STORE
     except CrossSigningError as exc:
         logger.error("cross-signing: %s", exc)

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import random
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,21 @@ class StoreKeyMismatch(StoreMissing):
     A kind of :class:`StoreMissing` because the effect is the same: nio cannot
     open the store, so the bot must not start (exit 74).
     """
+
+
+class DeviceUnusable(Exception):
+    """The bot's device cannot be used as it is; the bot must not start (exit 74).
+
+    The message is for the operator: what is wrong and the commands that fix it.
+    """
+
+
+class SessionMissing(DeviceUnusable):
+    """``session.json`` is gone while the E2EE store of a device is still there."""
+
+
+class SessionRevoked(DeviceUnusable):
+    """The homeserver refused the saved access token: the device was logged out."""
 
 
 @dataclass(frozen=True)
@@ -192,9 +208,11 @@ class Matrix:
             self.client.restore_login(
                 session.user_id, session.device_id, session.access_token
             )
-            await self.whoami()
+            await self._check_token(session.device_id)
             logger.info("restored session of device %s", session.device_id)
         else:
+            # Logging in now would make a new device and strand the old one's keys.
+            self._refuse_orphaned_store()
             if not password:
                 raise MatrixError("login (no password configured)", None, None)
             resp = await self.client.login(password, device_name=self.device_name)
@@ -204,6 +222,50 @@ class Matrix:
             logger.info("logged in as new device %s", resp.device_id)
 
         await self.housekeeping()
+
+    def _refuse_orphaned_store(self) -> None:
+        """Raise SessionMissing if the store holds a device but no session names it."""
+        prefix = f"{self.user_id}_"
+        devices = sorted(
+            path.name[len(prefix) : -len(".db")]
+            for path in self.store_dir.glob("*.db")
+            if path.name.startswith(prefix)
+        )
+        if not devices:
+            return
+
+        store, session = shlex.quote(str(self.store_dir)), str(self.session_file)
+        raise SessionMissing(
+            f"{session} is missing, but the E2EE store {self.store_dir} holds the "
+            f"keys of device {', '.join(devices)}; logging in again would make a new "
+            f"device and leave those keys unused, so the bot does not start. "
+            f"Restore {session} from the backup of the data directory and start "
+            f"again. Only if no backup has it, start over as a new device with "
+            f"`mv {store} {store}.old`, then start again: the bot logs in with its "
+            f"password, and what was sent to the old device stays unreadable to it"
+        )
+
+    async def _check_token(self, device_id: str) -> None:
+        """Raise SessionRevoked if the homeserver no longer knows the saved token."""
+        try:
+            await self.whoami()
+        except MatrixError as exc:
+            if exc.status != 401 and exc.errcode != "M_UNKNOWN_TOKEN":
+                raise
+            # TODO(session): a soft logout (``soft_logout: true``, an expired token)
+            # keeps the device, and a login with its device ID would keep its keys;
+            # Synapse does that only with refresh tokens, which the bot does not use.
+            session = shlex.quote(str(self.session_file))
+            store = shlex.quote(str(self.store_dir))
+            raise SessionRevoked(
+                f"the homeserver refused the access token of device {device_id} "
+                f"saved in {self.session_file} ({exc.status} {exc.errcode}): the "
+                f"device was logged out or deleted, and the keys people shared with "
+                f"it are gone with it, so the bot does not start. To start over as a "
+                f"new device: `mv {session} {session}.old && mv {store} {store}.old`, "
+                f"then start again: the bot logs in with its password and signs the "
+                f"new device with its cross-signing identity"
+            ) from exc
 
     def _check_store_key(self) -> None:
         """Refuse a store key other than the one the E2EE store was made with.

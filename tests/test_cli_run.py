@@ -8,18 +8,22 @@ limit.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
+import aiohttp
 import pytest
 
 from sobat_matrix.cli import EXIT_STORE, EXIT_UNAVAILABLE
 from sobat_matrix.devserver import DevServer, free_port
+from sobat_matrix.matrix import Matrix, SessionMissing
 
-from .botkit import make_world
+from .botkit import BotWorld, make_world
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,3 +86,108 @@ async def test_lost_e2ee_store_refuses_to_run_half_working(
 
     assert result.returncode == EXIT_STORE
     assert "E2EE store" in result.stderr and "session.json" in result.stderr
+
+
+async def test_a_store_without_its_session_file_is_not_logged_in_again(
+    tmp_path: Path,
+) -> None:
+    """No login is tried: nothing listens at the URL, and the password is given."""
+    user_id = "@sobat:kota.test"
+    (tmp_path / "e2ee").mkdir()
+    (tmp_path / "e2ee" / f"{user_id}_ABCDEFGHIJ.db").write_bytes(b"")
+    url = f"http://127.0.0.1:{free_port()}"
+    matrix = Matrix(url, user_id, tmp_path, device_name="t", pickle_key="k" * 32)
+
+    try:
+        with pytest.raises(SessionMissing) as caught:
+            await matrix.connect("a-password")
+    finally:
+        await matrix.close()
+
+    store = tmp_path / "e2ee"
+    assert str(caught.value) == (
+        f"{tmp_path / 'session.json'} is missing, but the E2EE store {store} holds "
+        "the keys of device ABCDEFGHIJ; logging in again would make a new device "
+        "and leave those keys unused, so the bot does not start. Restore "
+        f"{tmp_path / 'session.json'} from the backup of the data directory and "
+        "start again. Only if no backup has it, start over as a new device with "
+        f"`mv {store} {store}.old`, then start again: the bot logs in with its "
+        "password, and what was sent to the old device stays unreadable to it"
+    )
+    assert not (tmp_path / "session.json").exists()
+
+
+async def bot_devices(synapse: DevServer, world: BotWorld) -> list[str]:
+    """The bot's devices, as the homeserver lists them."""
+    user = quote(world.stage.bot.user_id, safe="")
+    headers = {"Authorization": f"Bearer {world.stage.admin_token}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        url = f"{synapse.url}/_synapse/admin/v2/users/{user}/devices"
+        async with http.get(url) as resp:
+            resp.raise_for_status()
+            data = await resp.json()
+    return sorted(d["device_id"] for d in data["devices"])
+
+
+@pytest.mark.integration
+async def test_lost_session_file_refuses_to_start_as_a_new_device(
+    synapse: DevServer, tmp_path: Path
+) -> None:
+    world = await make_world(synapse, tmp_path)
+    data_dir = world.stage.state_dir / "bot-data"
+    try:
+        service = await world.start_bot()
+        device = service.rt.matrix.device_id  # type: ignore[union-attr]
+        await world.stop_bot()
+        (data_dir / "session.json").unlink()
+        before = await bot_devices(synapse, world)
+
+        result = await asyncio.to_thread(run, world.stage.config_path)
+        after = await bot_devices(synapse, world)
+    finally:
+        await world.close()
+
+    assert result.returncode == EXIT_STORE
+    store = data_dir / "e2ee"
+    assert f"{data_dir / 'session.json'} is missing" in result.stderr
+    assert f"holds the keys of device {device};" in result.stderr
+    assert f"`mv {store} {store}.old`" in result.stderr
+    assert "Traceback" not in result.stderr
+    # No new device was made, and the old one is still there to be restored.
+    assert device in before and after == before
+    assert not (data_dir / "session.json").exists()
+
+
+@pytest.mark.integration
+async def test_a_revoked_token_refuses_to_start_with_the_fix(
+    synapse: DevServer, tmp_path: Path
+) -> None:
+    """The device was logged out elsewhere (or deleted): exit 74 and say what to do."""
+    world = await make_world(synapse, tmp_path)
+    data_dir = world.stage.state_dir / "bot-data"
+    try:
+        service = await world.start_bot()
+        device = service.rt.matrix.device_id  # type: ignore[union-attr]
+        await world.stop_bot()
+        session = json.loads((data_dir / "session.json").read_text(encoding="utf-8"))
+        headers = {"Authorization": f"Bearer {session['access_token']}"}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            url = f"{synapse.url}/_matrix/client/v3/logout"
+            async with http.post(url, json={}) as resp:
+                resp.raise_for_status()
+
+        result = await asyncio.to_thread(run, world.stage.config_path)
+    finally:
+        await world.close()
+
+    assert result.returncode == EXIT_STORE
+    session_file, store = data_dir / "session.json", data_dir / "e2ee"
+    assert (
+        f"the homeserver refused the access token of device {device} saved in "
+        f"{session_file} (401 M_UNKNOWN_TOKEN)"
+    ) in result.stderr
+    assert (
+        f"`mv {session_file} {session_file}.old && mv {store} {store}.old`"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert session["access_token"] not in result.stderr

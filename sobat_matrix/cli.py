@@ -1,8 +1,8 @@
 """``sobat-matrix`` command line: run the bot, check files, run the local demo.
 
 Exit codes tell an operator (or systemd) what kind of failure stopped the bot:
-0 success, 78 config or policy invalid, 74 the bot's stored state or device is unusable,
-69 the homeserver refused or could not be reached.
+0 success, 78 config or policy invalid, 74 the bot's stored state or its device is
+unusable, 69 the homeserver refused or could not be reached.
 """
 
 from __future__ import annotations

@@ -223,26 +223,26 @@ class Matrix:
 
         await self.housekeeping()
 
-    def _refuse_orphaned_store(self) -> None:
-        """Raise SessionMissing if the store holds a device but no session names it."""
+    def _store_devices(self) -> list[str]:
+        """The IDs of the bot's devices whose keys nio's store holds."""
         prefix = f"{self.user_id}_"
-        devices = sorted(
+        return sorted(
             path.name[len(prefix) : -len(".db")]
             for path in self.store_dir.glob("*.db")
             if path.name.startswith(prefix)
         )
+
+    def _refuse_orphaned_store(self) -> None:
+        """Raise SessionMissing if the store holds a device but no session names it."""
+        devices = self._store_devices()
         if not devices:
             return
 
-        store, session = shlex.quote(str(self.store_dir)), str(self.session_file)
         raise SessionMissing(
-            f"{session} is missing, but the E2EE store {self.store_dir} holds the "
-            f"keys of device {', '.join(devices)}; logging in again would make a new "
-            f"device and leave those keys unused, so the bot does not start. "
-            f"Restore {session} from the backup of the data directory and start "
-            f"again. Only if no backup has it, start over as a new device with "
-            f"`mv {store} {store}.old`, then start again: the bot logs in with its "
-            f"password, and what was sent to the old device stays unreadable to it"
+            f"{self.session_file} is missing, but the E2EE store {self.store_dir} "
+            f"holds the keys of device {', '.join(devices)}; logging in with the "
+            f"password would make a new device and leave those keys unused, so the "
+            f"bot does not start"
         )
 
     async def _check_token(self, device_id: str) -> None:
@@ -266,6 +266,68 @@ class Matrix:
                 f"then start again: the bot logs in with its password and signs the "
                 f"new device with its cross-signing identity"
             ) from exc
+
+    async def restore_session(self, password: str) -> str:
+        """Log in again as the device the E2EE store holds; save ``session.json``.
+
+        For a data directory that lost only ``session.json``. A login that names
+        an existing device ID keeps that device and the keys the homeserver holds
+        for it, so people's clients go on sharing room keys with it. Before the
+        session is saved, the identity keys the homeserver serves for the device
+        are compared with the store's: a device deleted meanwhile comes back from
+        such a login empty, under its old ID, and is logged out again at once (it
+        has no keys to lose). Returns the device ID.
+        """
+        self._check_store_key()
+        session = self._load_session()
+        if session is not None:
+            return session.device_id
+        devices = self._store_devices()
+        store = shlex.quote(str(self.store_dir))
+        if len(devices) != 1:
+            found = ", ".join(devices) or "none"
+            raise DeviceUnusable(
+                f"the E2EE store {self.store_dir} must hold the keys of exactly one "
+                f"device of {self.user_id} to restore its session (found: {found}); "
+                f"with none, just start the bot: it logs in as a new device"
+            )
+
+        (device_id,) = devices
+        self.client.device_id = device_id
+        resp = await self.client.login(password, device_name=self.device_name)
+        if not isinstance(resp, LoginResponse):
+            raise MatrixError("login", _status(resp), _errcode(resp))
+        served = await self._served_identity_keys(device_id)
+        assert self.client.olm is not None
+        kept = self.client.olm.account.identity_keys
+        wanted = {f"{alg}:{device_id}": key for alg, key in kept.items()}
+        if resp.device_id == device_id and served == wanted:
+            self._save_session(Session(resp.user_id, resp.device_id, resp.access_token))
+            logger.info("logged in again as device %s, its keys unchanged", device_id)
+            return device_id
+
+        if resp.device_id != device_id or not served:
+            # The one logout the bot makes: of a device this login has just made,
+            # which holds no keys; left behind, it would be an empty "session" in
+            # people's device lists.
+            await self.request("POST", "/_matrix/client/v3/logout", {}, what="logout")
+        raise DeviceUnusable(
+            f"device {device_id} no longer exists on the homeserver with the keys "
+            f"in {self.store_dir}: it was deleted, and the keys people shared with "
+            f"it are gone with it. Start over as a new device with "
+            f"`mv {store} {store}.old`, then start the bot"
+        )
+
+    async def _served_identity_keys(self, device_id: str) -> dict[str, str]:
+        data = await self.request(
+            "POST",
+            "/_matrix/client/v3/keys/query",
+            {"device_keys": {self.user_id: [device_id]}},
+            what="keys query",
+        )
+        device = data.get("device_keys", {}).get(self.user_id, {}).get(device_id, {})
+        keys = device.get("keys", {}) if isinstance(device, dict) else {}
+        return dict(keys) if isinstance(keys, dict) else {}
 
     def _check_store_key(self) -> None:
         """Refuse a store key other than the one the E2EE store was made with.

@@ -24,6 +24,7 @@ from sobat_matrix.devserver import DevServer, free_port
 from sobat_matrix.matrix import Matrix, SessionMissing
 
 from .botkit import BotWorld, make_world
+from .test_store_key import run_bot_briefly
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,15 +105,11 @@ async def test_a_store_without_its_session_file_is_not_logged_in_again(
     finally:
         await matrix.close()
 
-    store = tmp_path / "e2ee"
     assert str(caught.value) == (
-        f"{tmp_path / 'session.json'} is missing, but the E2EE store {store} holds "
-        "the keys of device ABCDEFGHIJ; logging in again would make a new device "
-        "and leave those keys unused, so the bot does not start. Restore "
-        f"{tmp_path / 'session.json'} from the backup of the data directory and "
-        "start again. Only if no backup has it, start over as a new device with "
-        f"`mv {store} {store}.old`, then start again: the bot logs in with its "
-        "password, and what was sent to the old device stays unreadable to it"
+        f"{tmp_path / 'session.json'} is missing, but the E2EE store "
+        f"{tmp_path / 'e2ee'} holds the keys of device ABCDEFGHIJ; logging in with "
+        "the password would make a new device and leave those keys unused, so the "
+        "bot does not start"
     )
     assert not (tmp_path / "session.json").exists()
 
@@ -129,12 +126,23 @@ async def bot_devices(synapse: DevServer, world: BotWorld) -> list[str]:
     return sorted(d["device_id"] for d in data["devices"])
 
 
+def restore(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sobat_matrix", "restore-session", "--config", config],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @pytest.mark.integration
-async def test_lost_session_file_refuses_to_start_as_a_new_device(
+async def test_lost_session_file_refuses_to_start_then_is_restored(
     synapse: DevServer, tmp_path: Path
 ) -> None:
+    """No new device at start; ``restore-session`` brings back the same one."""
     world = await make_world(synapse, tmp_path)
     data_dir = world.stage.state_dir / "bot-data"
+    config = world.stage.config_path
     try:
         service = await world.start_bot()
         device = service.rt.matrix.device_id  # type: ignore[union-attr]
@@ -142,20 +150,69 @@ async def test_lost_session_file_refuses_to_start_as_a_new_device(
         (data_dir / "session.json").unlink()
         before = await bot_devices(synapse, world)
 
-        result = await asyncio.to_thread(run, world.stage.config_path)
-        after = await bot_devices(synapse, world)
+        refused = await asyncio.to_thread(run, config)
+        after_refusal = await bot_devices(synapse, world)
+        restored = await asyncio.to_thread(restore, config)
+        again = await asyncio.to_thread(restore, config)
+        started = await asyncio.to_thread(run_bot_briefly, config, {})
+        after_start = await bot_devices(synapse, world)
     finally:
         await world.close()
 
-    assert result.returncode == EXIT_STORE
+    assert refused.returncode == EXIT_STORE
+    assert f"{data_dir / 'session.json'} is missing" in refused.stderr
+    assert f"holds the keys of device {device};" in refused.stderr
+    assert (
+        f"`sobat-matrix restore-session --config {config.resolve()}`" in refused.stderr
+    )
+    assert "Traceback" not in refused.stderr
+    assert device in before and after_refusal == before
+
+    assert restored.returncode == 0, restored.stderr
+    assert restored.stdout == f"{data_dir / 'session.json'}: device {device}\n"
+    assert again.returncode == 0 and again.stdout == restored.stdout
+    assert f"restored session of device {device}" in started
+    assert f"bot running as device {device}" in started
+    assert after_start == before
+
+
+@pytest.mark.integration
+async def test_restoring_a_deleted_device_says_to_start_over(
+    synapse: DevServer, tmp_path: Path
+) -> None:
+    """Both the session and the device are gone: no empty device is left behind."""
+    world = await make_world(synapse, tmp_path)
+    data_dir = world.stage.state_dir / "bot-data"
+    try:
+        service = await world.start_bot()
+        device = service.rt.matrix.device_id  # type: ignore[union-attr]
+        await world.stop_bot()
+        await log_out(synapse, data_dir)
+        (data_dir / "session.json").unlink()
+
+        result = await asyncio.to_thread(restore, world.stage.config_path)
+        devices = await bot_devices(synapse, world)
+    finally:
+        await world.close()
+
     store = data_dir / "e2ee"
-    assert f"{data_dir / 'session.json'} is missing" in result.stderr
-    assert f"holds the keys of device {device};" in result.stderr
+    assert result.returncode == EXIT_STORE
+    assert f"device {device} no longer exists on the homeserver" in result.stderr
     assert f"`mv {store} {store}.old`" in result.stderr
     assert "Traceback" not in result.stderr
-    # No new device was made, and the old one is still there to be restored.
-    assert device in before and after == before
+    assert device not in devices
     assert not (data_dir / "session.json").exists()
+
+
+async def log_out(synapse: DevServer, data_dir: Path) -> str:
+    """Log the bot's saved session out elsewhere (deleting its device); the token."""
+    session = json.loads((data_dir / "session.json").read_text(encoding="utf-8"))
+    headers = {"Authorization": f"Bearer {session['access_token']}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        url = f"{synapse.url}/_matrix/client/v3/logout"
+        async with http.post(url, json={}) as resp:
+            resp.raise_for_status()
+    return str(session["access_token"])
 
 
 @pytest.mark.integration
@@ -169,12 +226,7 @@ async def test_a_revoked_token_refuses_to_start_with_the_fix(
         service = await world.start_bot()
         device = service.rt.matrix.device_id  # type: ignore[union-attr]
         await world.stop_bot()
-        session = json.loads((data_dir / "session.json").read_text(encoding="utf-8"))
-        headers = {"Authorization": f"Bearer {session['access_token']}"}
-        async with aiohttp.ClientSession(headers=headers) as http:
-            url = f"{synapse.url}/_matrix/client/v3/logout"
-            async with http.post(url, json={}) as resp:
-                resp.raise_for_status()
+        token = await log_out(synapse, data_dir)
 
         result = await asyncio.to_thread(run, world.stage.config_path)
     finally:
@@ -190,4 +242,4 @@ async def test_a_revoked_token_refuses_to_start_with_the_fix(
         f"`mv {session_file} {session_file}.old && mv {store} {store}.old`"
     ) in result.stderr
     assert "Traceback" not in result.stderr
-    assert session["access_token"] not in result.stderr
+    assert token not in result.stderr

@@ -40,6 +40,7 @@ from nio import (
     SyncResponse,
 )
 
+from . import devicestore
 from .config import STORE_KEY_CHECK_FILE, STORE_KEY_ENV, STORE_KEY_FILE
 
 logger = logging.getLogger(__name__)
@@ -223,18 +224,22 @@ class Matrix:
 
         await self.housekeeping()
 
-    def _store_devices(self) -> list[str]:
-        """The IDs of the bot's devices whose keys nio's store holds."""
-        prefix = f"{self.user_id}_"
-        return sorted(
-            path.name[len(prefix) : -len(".db")]
-            for path in self.store_dir.glob("*.db")
-            if path.name.startswith(prefix)
-        )
-
     def _refuse_orphaned_store(self) -> None:
-        """Raise SessionMissing if the store holds a device but no session names it."""
-        devices = self._store_devices()
+        """Raise SessionMissing if the store holds a device but no session names it.
+
+        A device that never published its keys (a first login cut short) is set
+        aside instead: nobody can have sent it anything, so nothing is lost.
+        """
+        devices = []
+        for device_id in devicestore.store_devices(self.store_dir, self.user_id):
+            if devicestore.keys_published(self.store_dir, self.user_id, device_id):
+                devices.append(device_id)
+                continue
+            devicestore.set_aside(self.store_dir, self.user_id, device_id)
+            logger.warning(
+                "set aside the store of device %s, which never published its keys",
+                device_id,
+            )
         if not devices:
             return
 
@@ -282,7 +287,7 @@ class Matrix:
         session = self._load_session()
         if session is not None:
             return session.device_id
-        devices = self._store_devices()
+        devices = devicestore.store_devices(self.store_dir, self.user_id)
         store = shlex.quote(str(self.store_dir))
         if len(devices) != 1:
             found = ", ".join(devices) or "none"

@@ -21,7 +21,6 @@ import pytest
 
 from sobat_matrix.cli import EXIT_STORE, EXIT_UNAVAILABLE
 from sobat_matrix.devserver import DevServer, free_port
-from sobat_matrix.matrix import Matrix, SessionMissing
 
 from .botkit import BotWorld, make_world
 from .test_store_key import run_bot_briefly
@@ -87,31 +86,6 @@ async def test_lost_e2ee_store_refuses_to_run_half_working(
 
     assert result.returncode == EXIT_STORE
     assert "E2EE store" in result.stderr and "session.json" in result.stderr
-
-
-async def test_a_store_without_its_session_file_is_not_logged_in_again(
-    tmp_path: Path,
-) -> None:
-    """No login is tried: nothing listens at the URL, and the password is given."""
-    user_id = "@sobat:kota.test"
-    (tmp_path / "e2ee").mkdir()
-    (tmp_path / "e2ee" / f"{user_id}_ABCDEFGHIJ.db").write_bytes(b"")
-    url = f"http://127.0.0.1:{free_port()}"
-    matrix = Matrix(url, user_id, tmp_path, device_name="t", pickle_key="k" * 32)
-
-    try:
-        with pytest.raises(SessionMissing) as caught:
-            await matrix.connect("a-password")
-    finally:
-        await matrix.close()
-
-    assert str(caught.value) == (
-        f"{tmp_path / 'session.json'} is missing, but the E2EE store "
-        f"{tmp_path / 'e2ee'} holds the keys of device ABCDEFGHIJ; logging in with "
-        "the password would make a new device and leave those keys unused, so the "
-        "bot does not start"
-    )
-    assert not (tmp_path / "session.json").exists()
 
 
 async def bot_devices(synapse: DevServer, world: BotWorld) -> list[str]:

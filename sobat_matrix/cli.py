@@ -1,8 +1,9 @@
-"""``sobat-matrix`` command line: run the bot, check files, run the local demo.
+"""``sobat-matrix`` command line: run the bot, check files, restore a lost session,
+run the local demo.
 
 Exit codes tell an operator (or systemd) what kind of failure stopped the bot:
-0 success, 78 config or policy invalid, 74 the bot's stored state is unusable,
-69 the homeserver refused or could not be reached.
+0 success, 78 config or policy invalid, 74 the bot's stored state or its device is
+unusable, 69 the homeserver refused or could not be reached.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -17,10 +19,17 @@ from pathlib import Path
 import aiohttp
 
 from . import logsetup
-from .config import Config, load_config
+from .config import Config, load_config, with_data_dir_secrets
 from .crosssign import CrossSigningError
 from .errors import ConfigError
-from .matrix import MatrixError, StoreKeyMismatch, StoreMissing
+from .matrix import (
+    DeviceUnusable,
+    Matrix,
+    MatrixError,
+    SessionMissing,
+    StoreKeyMismatch,
+    StoreMissing,
+)
 from .policy import Policy, load_policy
 
 logger = logging.getLogger(__name__)
@@ -80,6 +89,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             config.data_dir / "session.json",
         )
         return EXIT_STORE
+    except SessionMissing as exc:
+        logger.error(
+            "%s. Restore %s from the backup of the data directory, or log in again "
+            "as the same device, keeping its keys: "
+            "`sobat-matrix restore-session --config %s`",
+            exc,
+            config.data_dir / "session.json",
+            shlex.quote(str(config.source.resolve())),
+        )
+        return EXIT_STORE
+    except DeviceUnusable as exc:
+        logger.error("%s", exc)
+        return EXIT_STORE
     except CrossSigningError as exc:
         logger.error("cross-signing: %s", exc)
         return EXIT_STORE
@@ -94,6 +116,53 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return EXIT_UNAVAILABLE
     return 0
+
+
+def cmd_restore_session(args: argparse.Namespace) -> int:
+    """Log in again as the device whose keys the store holds (session.json lost)."""
+    try:
+        config, _ = load_all(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+
+    logsetup.configure(config.logging.level)
+    try:
+        device_id = asyncio.run(restore_session(config))
+    except StoreKeyMismatch:
+        return EXIT_STORE
+    except DeviceUnusable as exc:
+        logger.error("%s", exc)
+        return EXIT_STORE
+    except MatrixError as exc:
+        logger.error("homeserver problem: %s", exc)
+        return EXIT_UNAVAILABLE
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        logger.error(
+            "cannot reach the homeserver at %s: %s",
+            config.homeserver.url,
+            type(exc).__name__,
+        )
+        return EXIT_UNAVAILABLE
+    print(f"{config.data_dir / 'session.json'}: device {device_id}")
+    return 0
+
+
+async def restore_session(config: Config) -> str:
+    config = with_data_dir_secrets(config)
+    assert config.secrets.store_key is not None and config.bot.password is not None
+    matrix = Matrix(
+        config.homeserver.url,
+        config.bot.user_id,
+        config.data_dir,
+        device_name=config.bot.device_name,
+        pickle_key=config.secrets.store_key.reveal(),
+    )
+    try:
+        return await matrix.restore_session(config.bot.password.reveal())
+    finally:
+        await matrix.close()
 
 
 async def run_service(config: Config, policy: Policy) -> None:
@@ -123,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the bot")
     run.add_argument("--config", type=Path, default=Path("config.yaml"))
     run.set_defaults(func=cmd_run)
+
+    restore = sub.add_parser(
+        "restore-session",
+        help="session.json lost, E2EE store kept: log in again as the same device",
+    )
+    restore.add_argument("--config", type=Path, default=Path("config.yaml"))
+    restore.set_defaults(func=cmd_restore_session)
 
     check = sub.add_parser("check", help="validate the config and the policy")
     check.add_argument("--config", type=Path, default=Path("config.yaml"))

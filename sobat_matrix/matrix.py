@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import random
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,12 +42,14 @@ from nio import (
     SyncResponse,
 )
 
+from . import devicestore
 from .config import STORE_KEY_CHECK_FILE, STORE_KEY_ENV, STORE_KEY_FILE
 
 logger = logging.getLogger(__name__)
 
 MAX_RATE_LIMIT_RETRIES = 5
 MAX_RETRY_WAIT_S = 30.0
+_RAW_INVITES = "sobat_raw_invite_state"
 SYNC_FILTER: dict[str, Any] = {
     "room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": False}},
     "presence": {"not_types": ["*"]},
@@ -83,6 +86,21 @@ class StoreKeyMismatch(StoreMissing):
     """
 
 
+class DeviceUnusable(Exception):
+    """The bot's device cannot be used as it is; the bot must not start (exit 74).
+
+    The message is for the operator: what is wrong and the commands that fix it.
+    """
+
+
+class SessionMissing(DeviceUnusable):
+    """``session.json`` is gone while the E2EE store of a device is still there."""
+
+
+class SessionRevoked(DeviceUnusable):
+    """The homeserver refused the saved access token: the device was logged out."""
+
+
 @dataclass(frozen=True)
 class Session:
     user_id: str
@@ -116,7 +134,32 @@ class CappedClient(AsyncClient):
         cap_ms = int(MAX_RETRY_WAIT_S * 1000)
         if isinstance(retry_after_ms, int | float) and retry_after_ms > cap_ms:
             resp.retry_after_ms = cap_ms
+        if isinstance(resp, SyncResponse) and resp.rooms.invite:
+            _keep_invite_state(resp, await self.parse_body(resp.transport_response))
         return resp
+
+
+def _keep_invite_state(resp: SyncResponse, body: dict[str, Any]) -> None:
+    """Keep the raw stripped state of each invite on the sync response.
+
+    Read in nio 0.26 (``SyncResponse._get_invite_state``): nio keeps only the
+    member, name and alias events of an invite and drops the creation event, the
+    join rules and the encryption, which are what tells a direct chat from a
+    public room or a space. The body is already read, so parsing it again costs
+    no request; it is done only for a sync that has invites.
+    """
+    rooms = body.get("rooms", {}).get("invite", {}) if isinstance(body, dict) else {}
+    kept: dict[str, list[dict[str, Any]]] = {}
+    for room_id, room in rooms.items():
+        events = room.get("invite_state", {}).get("events", [])
+        kept[room_id] = [e for e in events if isinstance(e, dict)]
+    setattr(resp, _RAW_INVITES, kept)
+
+
+def raw_invite_state(resp: SyncResponse, room_id: str) -> list[dict[str, Any]]:
+    """The stripped state of an invite in this sync, as the server sent it."""
+    kept: dict[str, list[dict[str, Any]]] = getattr(resp, _RAW_INVITES, {})
+    return kept.get(room_id, [])
 
 
 class Matrix:
@@ -168,9 +211,11 @@ class Matrix:
             self.client.restore_login(
                 session.user_id, session.device_id, session.access_token
             )
-            await self.whoami()
+            await self._check_token(session.device_id)
             logger.info("restored session of device %s", session.device_id)
         else:
+            # Logging in now would make a new device and strand the old one's keys.
+            self._refuse_orphaned_store()
             if not password:
                 raise MatrixError("login (no password configured)", None, None)
             resp = await self.client.login(password, device_name=self.device_name)
@@ -180,6 +225,116 @@ class Matrix:
             logger.info("logged in as new device %s", resp.device_id)
 
         await self.housekeeping()
+
+    def _refuse_orphaned_store(self) -> None:
+        """Raise SessionMissing if the store holds a device but no session names it.
+
+        A device that never published its keys (a first login cut short) is set
+        aside instead: nobody can have sent it anything, so nothing is lost.
+        """
+        devices = []
+        for device_id in devicestore.store_devices(self.store_dir, self.user_id):
+            if devicestore.keys_published(self.store_dir, self.user_id, device_id):
+                devices.append(device_id)
+                continue
+            devicestore.set_aside(self.store_dir, self.user_id, device_id)
+            logger.warning(
+                "set aside the store of device %s, which never published its keys",
+                device_id,
+            )
+        if not devices:
+            return
+
+        raise SessionMissing(
+            f"{self.session_file} is missing, but the E2EE store {self.store_dir} "
+            f"holds the keys of device {', '.join(devices)}; logging in with the "
+            f"password would make a new device and leave those keys unused, so the "
+            f"bot does not start"
+        )
+
+    async def _check_token(self, device_id: str) -> None:
+        """Raise SessionRevoked if the homeserver no longer knows the saved token."""
+        try:
+            await self.whoami()
+        except MatrixError as exc:
+            if exc.status != 401 and exc.errcode != "M_UNKNOWN_TOKEN":
+                raise
+            # TODO(session): a soft logout (``soft_logout: true``, an expired token)
+            # keeps the device, and a login with its device ID would keep its keys;
+            # Synapse does that only with refresh tokens, which the bot does not use.
+            session = shlex.quote(str(self.session_file))
+            store = shlex.quote(str(self.store_dir))
+            raise SessionRevoked(
+                f"the homeserver refused the access token of device {device_id} "
+                f"saved in {self.session_file} ({exc.status} {exc.errcode}): the "
+                f"device was logged out or deleted, and the keys people shared with "
+                f"it are gone with it, so the bot does not start. To start over as a "
+                f"new device: `mv {session} {session}.old && mv {store} {store}.old`, "
+                f"then start again: the bot logs in with its password and signs the "
+                f"new device with its cross-signing identity"
+            ) from exc
+
+    async def restore_session(self, password: str) -> str:
+        """Log in again as the device the E2EE store holds; save ``session.json``.
+
+        For a data directory that lost only ``session.json``. A login that names
+        an existing device ID keeps that device and the keys the homeserver holds
+        for it, so people's clients go on sharing room keys with it. Before the
+        session is saved, the identity keys the homeserver serves for the device
+        are compared with the store's: a device deleted meanwhile comes back from
+        such a login empty, under its old ID, and is logged out again at once (it
+        has no keys to lose). Returns the device ID.
+        """
+        self._check_store_key()
+        session = self._load_session()
+        if session is not None:
+            return session.device_id
+        devices = devicestore.store_devices(self.store_dir, self.user_id)
+        store = shlex.quote(str(self.store_dir))
+        if len(devices) != 1:
+            found = ", ".join(devices) or "none"
+            raise DeviceUnusable(
+                f"the E2EE store {self.store_dir} must hold the keys of exactly one "
+                f"device of {self.user_id} to restore its session (found: {found}); "
+                f"with none, just start the bot: it logs in as a new device"
+            )
+
+        (device_id,) = devices
+        self.client.device_id = device_id
+        resp = await self.client.login(password, device_name=self.device_name)
+        if not isinstance(resp, LoginResponse):
+            raise MatrixError("login", _status(resp), _errcode(resp))
+        served = await self._served_identity_keys(device_id)
+        assert self.client.olm is not None
+        kept = self.client.olm.account.identity_keys
+        wanted = {f"{alg}:{device_id}": key for alg, key in kept.items()}
+        if resp.device_id == device_id and served == wanted:
+            self._save_session(Session(resp.user_id, resp.device_id, resp.access_token))
+            logger.info("logged in again as device %s, its keys unchanged", device_id)
+            return device_id
+
+        if resp.device_id != device_id or not served:
+            # The one logout the bot makes: of a device this login has just made,
+            # which holds no keys; left behind, it would be an empty "session" in
+            # people's device lists.
+            await self.request("POST", "/_matrix/client/v3/logout", {}, what="logout")
+        raise DeviceUnusable(
+            f"device {device_id} no longer exists on the homeserver with the keys "
+            f"in {self.store_dir}: it was deleted, and the keys people shared with "
+            f"it are gone with it. Start over as a new device with "
+            f"`mv {store} {store}.old`, then start the bot"
+        )
+
+    async def _served_identity_keys(self, device_id: str) -> dict[str, str]:
+        data = await self.request(
+            "POST",
+            "/_matrix/client/v3/keys/query",
+            {"device_keys": {self.user_id: [device_id]}},
+            what="keys query",
+        )
+        device = data.get("device_keys", {}).get(self.user_id, {}).get(device_id, {})
+        keys = device.get("keys", {}) if isinstance(device, dict) else {}
+        return dict(keys) if isinstance(keys, dict) else {}
 
     def _check_store_key(self) -> None:
         """Refuse a store key other than the one the E2EE store was made with.
@@ -348,6 +503,29 @@ class Matrix:
             "POST", "/_matrix/client/v3/createRoom", body, what="createRoom"
         )
         return str(data["room_id"])
+
+    async def joined_count(self, room_id: str, via: str) -> int | None:
+        """How many people have joined a room the bot is only invited to.
+
+        From the room summary (``/_matrix/client/v1/room_summary``, Matrix 1.15),
+        which Synapse answers for an invitee; ``via`` is the inviter's server, for
+        a room this server is not in. None when the server cannot tell.
+        """
+        try:
+            status, data = await self.request_status(
+                "GET",
+                f"/_matrix/client/v1/room_summary/{_q(room_id)}?via={_q(via)}",
+                what="room summary",
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # The join that follows meets the same server and handles its errors.
+            logger.info("no room summary for %s: %s", room_id, type(exc).__name__)
+            return None
+        count = data.get("num_joined_members")
+        if status != 200 or not isinstance(count, int):
+            logger.info("no room summary for %s (HTTP %s)", room_id, status)
+            return None
+        return count
 
     async def joined_rooms(self) -> list[str]:
         data = await self.request(

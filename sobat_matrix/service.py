@@ -19,16 +19,16 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from nio import Event, InviteMemberEvent, MegolmEvent, SyncResponse
+from nio import Event, MegolmEvent, SyncResponse
 
-from . import gap, outbox, retention, statsjob
+from . import gap, invites, outbox, retention, statsjob
 from .config import Config, with_data_dir_secrets
 from .crosssign import RECOVERY_ENV, CrossSigner
 from .curhat import Reconciler
 from .handlers import Handlers
 from .i18n import Catalog
 from .latekeys import LateEvents
-from .matrix import Matrix, MatrixError
+from .matrix import Matrix, MatrixError, raw_invite_state
 from .metrics import Metrics
 from .policy import Policy
 from .reload import reload_policy
@@ -82,7 +82,8 @@ class Service:
         self.late = LateEvents()
         self.metrics = Metrics()
         self._sighup = False
-        self._joining: set[str] = set()
+        # Invites being joined or declined in the background, so as not to twice.
+        self._invites: set[str] = set()
         self.sync_timeout_ms = sync_timeout_ms
         if sync_stall_s is None:
             sync_stall_s = SYNC_STALLS_BEFORE_RESTART * (
@@ -309,8 +310,10 @@ class Service:
         assert rt is not None and self.handlers is not None
         history_only = since is None
 
-        for room_id, info in resp.rooms.invite.items():
-            await self._fenced(self._on_invite, room_id, info.invite_state)
+        for room_id in resp.rooms.invite:
+            await self._fenced(
+                self._on_invite, room_id, raw_invite_state(resp, room_id)
+            )
 
         for room_id, info in resp.rooms.join.items():
             timeline = info.timeline
@@ -399,66 +402,103 @@ class Service:
                 exc_info=exc,
             )
 
-    async def _on_invite(self, room_id: str, invite_state: list[Any]) -> None:
-        """Join direct chats from allowed users; decline every other invite."""
+    async def _on_invite(
+        self, room_id: str, invite_state: list[dict[str, Any]]
+    ) -> None:
+        """Decide an invite from its stripped state; join or decline in the background.
+
+        Nothing here waits for the server: a decline or a join that waits out a
+        rate limit must not hold up the sync loop, which serves everyone else.
+        """
         rt = self.rt
         assert rt is not None
-        mine = [
-            e
-            for e in invite_state
-            if isinstance(e, InviteMemberEvent)
-            and e.state_key == rt.bot
-            and e.membership == "invite"
-        ]
-        if not mine:
+        verdict = invites.decide(
+            invite_state, bot=rt.bot, may_open_chat=rt.config.may_open_chat
+        )
+        if verdict is None or room_id in self._invites:
             return
-        invite = mine[-1]
-        is_direct = bool(invite.content.get("is_direct"))
-        if not is_direct or not rt.config.may_open_chat(invite.sender):
-            logger.info("declining invite to room %s", room_id)
-            await rt.matrix.request(
+
+        self._invites.add(room_id)
+        if verdict.join:
+            self.tasks.spawn(
+                f"join {room_id}", self._accept(room_id, invite_state, verdict.inviter)
+            )
+        else:
+            self.tasks.spawn(
+                f"decline {room_id}", self._decline(room_id, verdict.reason)
+            )
+
+    async def _accept(
+        self, room_id: str, invite_state: list[dict[str, Any]], inviter: str
+    ) -> None:
+        """Join a direct chat, unless the room turns out to have a crowd in it.
+
+        The chat is recorded before the join; if the bot stops first, the invite
+        is still pending on the server and the first sync after the start brings
+        it here again.
+        """
+        rt = self.rt
+        assert rt is not None
+        try:
+            server = inviter.partition(":")[2]
+            verdict = invites.decide(
+                invite_state,
+                bot=rt.bot,
+                may_open_chat=rt.config.may_open_chat,
+                joined_members=await rt.matrix.joined_count(room_id, server),
+            )
+            if verdict is None:
+                return
+            if not verdict.join:
+                await self._leave_invite(room_id, verdict.reason)
+                return
+
+            async with rt.store.tx() as tx:
+                await tx.add_direct_chat(room_id, verdict.inviter)
+            await self._join(room_id)
+        finally:
+            self._invites.discard(room_id)
+
+    async def _decline(self, room_id: str, reason: str) -> None:
+        try:
+            await self._leave_invite(room_id, reason)
+        finally:
+            self._invites.discard(room_id)
+
+    async def _leave_invite(self, room_id: str, reason: str) -> None:
+        """Decline an invite; the log says which room and why, nothing about it."""
+        assert self.rt is not None
+        logger.info("declining invite to room %s (%s)", room_id, reason)
+        try:
+            await self.rt.matrix.request(
                 "POST",
                 f"/_matrix/client/v3/rooms/{_q(room_id)}/leave",
                 {},
                 what="decline invite",
             )
-            return
-
-        async with rt.store.tx() as tx:
-            await tx.add_direct_chat(room_id, invite.sender)
-        # Joining may wait out rate limits: never inside the sync loop, which must
-        # go on serving everyone else meanwhile.
-        if room_id not in self._joining:
-            self._joining.add(room_id)
-            self.tasks.spawn(f"join {room_id}", self._join(room_id))
+        except MatrixError as exc:
+            # The invite stays pending; the next start's full sync brings it back.
+            logger.warning("could not decline invite to %s: %s", room_id, exc)
 
     async def _join(self, room_id: str) -> None:
-        """Join a direct chat, retrying a server that is busy for up to ~10 minutes.
-
-        The chat is recorded before this runs; if the bot stops first, the invite
-        is still pending on the server and the first sync after the start brings
-        it here again.
-        """
+        """Join a direct chat, retrying a server that is busy for up to ~10 minutes."""
         assert self.rt is not None
-        try:
-            for attempt in range(JOIN_ATTEMPTS):
-                try:
-                    await self.rt.matrix.request(
-                        "POST",
-                        f"/_matrix/client/v3/join/{_q(room_id)}",
-                        {},
-                        what="join",
-                    )
-                except MatrixError as exc:
-                    if exc.status in (403, 404) or attempt == JOIN_ATTEMPTS - 1:
-                        logger.warning("could not join %s: %s", room_id, exc)
-                        return
-                    await asyncio.sleep(min(2.0 * 2**attempt, 120.0))
-                    continue
-                logger.info("joined direct chat %s", room_id)
-                return
-        finally:
-            self._joining.discard(room_id)
+        for attempt in range(JOIN_ATTEMPTS):
+            try:
+                await self.rt.matrix.request(
+                    "POST",
+                    f"/_matrix/client/v3/join/{_q(room_id)}",
+                    {},
+                    what="join",
+                )
+            except MatrixError as exc:
+                if exc.status in (403, 404) or attempt == JOIN_ATTEMPTS - 1:
+                    logger.warning("could not join %s: %s", room_id, exc)
+                    return
+                await asyncio.sleep(min(2.0 * 2**attempt, 120.0))
+                continue
+            logger.info("joined direct chat %s", room_id)
+            return
 
     async def _keep_late(self, room_id: str, event: MegolmEvent) -> None:
         """Keep an event whose room key has not arrived, and ask for the key."""

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import re
 import secrets
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -213,10 +214,37 @@ async def test_whole_curhat_encrypted_end_to_end(
     assert not [line for line in bot_lines if warga.user_id in line]
 
 
+async def device_keys(world: BotWorld) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The running bot's device ID, its identity keys, and those the server serves."""
+    service = world.service
+    assert service is not None and service.rt is not None
+    matrix = service.rt.matrix
+    olm = matrix.client.olm
+    assert olm is not None
+    status, data = await world.warga._raw(
+        "POST",
+        "/_matrix/client/v3/keys/query",
+        {"device_keys": {matrix.user_id: [matrix.device_id]}},
+    )
+    assert status == 200, data
+    served = data["device_keys"][matrix.user_id][matrix.device_id]["keys"]
+    return matrix.device_id, dict(olm.account.identity_keys), served
+
+
+def mount_afresh(data_dir: Path) -> None:
+    """Put the data directory back from a copy, as a re-created container would."""
+    copy = data_dir.with_name(data_dir.name + ".copy")
+    shutil.copytree(data_dir, copy)
+    shutil.rmtree(data_dir)
+    copy.rename(data_dir)
+
+
 async def test_restart_loses_nothing_and_duplicates_nothing(
     synapse: DevServer, world: BotWorld
 ) -> None:
+    """Also: the same device and keys after each restart, never a new device."""
     await world.start_bot()
+    first = await device_keys(world)
     warga = world.warga
     counsellors = world.counsellors
 
@@ -228,7 +256,9 @@ async def test_restart_loses_nothing_and_duplicates_nothing(
     await world.stop_bot()
     await warga.send_text(dm, "2")  # ekonomi: no preference asked
     await world.start_bot()
+    # Sent while it was down, encrypted for its device: read after the restart.
     received = await warga.wait_for_text("antrean nomor", room_id=dm, timeout=60)
+    assert await device_keys(world) == first
     code = CODE.search(received.body).group(1)  # type: ignore[union-attr]
 
     offer = await first_offer(counsellors.values(), code)
@@ -242,12 +272,15 @@ async def test_restart_loses_nothing_and_duplicates_nothing(
     await warga.send_text(room, "cerita saat bot mati")
     await counsellor.wait_for_text("cerita saat bot mati", room_id=room)
     await counsellor.send_text(room, "!selesai")
+    mount_afresh(world.stage.state_dir / "bot-data")
     await world.start_bot()
 
     await warga.wait_for_text("diakhiri oleh konselor", room_id=room, timeout=60)
     ask = await warga.wait_for_text("Seberapa membantu", room_id=dm, timeout=60)
-    await warga.react(dm, ask.event_id, "4️⃣")
+    # Sent after the restart, encrypted, with a room key shared before it.
+    await warga.react(dm, ask.event_id, "4️⃣", encrypted=True)
     await warga.wait_for_text("Terima kasih atas penilaian", room_id=dm)
+    assert await device_keys(world) == first
     await wait_members_gone(synapse, world.stage.admin_token, room)
     await counsellor.wait_for_text(f"#{code} sudah selesai", room_id=offer[1].room_id)
 

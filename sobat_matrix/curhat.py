@@ -43,6 +43,11 @@ TICK_S = 1.0
 # After a failed step a case waits this long (doubling, capped) before the next try.
 RETRY_BASE_S = 2.0
 RETRY_MAX_S = 120.0
+# How long a request to create a room may still be running on the homeserver after
+# the bot lost its answer (a crash, a cut connection). Synapse creates a room in
+# well under a second here; thirty seconds leaves room for a loaded server. A
+# request slower than that can still end in a second room.
+CREATE_GRACE_S = 30.0
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 # Offers that mean "not this counsellor again for this curhat".
 DECLINED = ("declined", "unusable", "no_show")
@@ -172,6 +177,14 @@ def next_step(
     return NextStep(again)
 
 
+class RoomMayBeComing(Exception):
+    """An earlier request for this room may still be running on the homeserver."""
+
+    def __init__(self, purpose: str, wait_s: float) -> None:
+        super().__init__(f"{purpose.split(':')[0]} room may still be coming")
+        self.wait_s = wait_s
+
+
 class Reconciler:
     """One pass at a time; each room or case handled in its own task."""
 
@@ -253,6 +266,9 @@ class Reconciler:
             await coro
             self._failures.pop(key, None)
             self._retry_at.pop(key, None)
+        except RoomMayBeComing as exc:
+            self._retry_at[key] = time.monotonic() + exc.wait_s
+            logger.info("%s; looking again in %.0f s", exc, exc.wait_s)
         except Exception as exc:  # noqa: BLE001 - retried with backoff
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
@@ -343,13 +359,28 @@ class Reconciler:
             room_id = await self.rt.matrix.find_room_by_token(
                 rooms.TOKEN_KEY, room.token
             )
+        if room_id is None and room.attempted_at is not None:
+            # The bot may have died while the homeserver was still creating the
+            # room (Synapse finishes a request whose client went away): asking
+            # again at once could make a second room. Look again until the
+            # earlier request must have ended one way or the other.
+            since = time.time() - room.attempted_at
+            if 0 <= since < CREATE_GRACE_S:
+                raise RoomMayBeComing(purpose, CREATE_GRACE_S - since)
         if room_id is None:
             async with self.rt.store.tx() as tx:
                 await tx.note_room_attempt(purpose)
             curhat = purpose.startswith("case:")
             if curhat:
                 crash_point("room_create")
-            room_id = await self.rt.matrix.create_room(body(room.token))
+            try:
+                room_id = await self.rt.matrix.create_room(body(room.token))
+            except MatrixError as exc:
+                if exc.status is not None and 400 <= exc.status < 500:
+                    # Refused outright (429 included): no room is on its way.
+                    async with self.rt.store.tx() as tx:
+                        await tx.room_attempt_refused(purpose)
+                raise
             if curhat:
                 crash_point("room_created")
 

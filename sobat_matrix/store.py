@@ -160,6 +160,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE offers ADD COLUMN revoked_at REAL;
     """,
+    # When a room was last asked for and the answer is not known (see ensure_room).
+    """
+    ALTER TABLE owned_rooms ADD COLUMN attempted_at REAL;
+    """,
 ]
 
 # A curhat's life. "waiting": no counsellor yet; "accepted": a counsellor said yes
@@ -256,6 +260,8 @@ class OwnedRoom:
     room_id: str | None
     attempts: int
     closed: bool
+    # Set while an attempt to create the room may have reached the homeserver.
+    attempted_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -372,6 +378,7 @@ class Tx:
             row["room_id"],
             row["attempts"],
             bool(row["closed"]),
+            row["attempted_at"],
         )
 
     async def owned_room_by_id(self, room_id: str) -> OwnedRoom | None:
@@ -392,8 +399,15 @@ class Tx:
 
     async def note_room_attempt(self, purpose: str) -> None:
         await self._run(
-            "UPDATE owned_rooms SET attempts = attempts + 1 WHERE purpose = ?",
-            (purpose,),
+            "UPDATE owned_rooms SET attempts = attempts + 1, attempted_at = ?"
+            " WHERE purpose = ?",
+            (time.time(), purpose),
+        )
+
+    async def room_attempt_refused(self, purpose: str) -> None:
+        """The homeserver said no: that attempt made no room, none is on its way."""
+        await self._run(
+            "UPDATE owned_rooms SET attempted_at = NULL WHERE purpose = ?", (purpose,)
         )
 
     async def set_room_id(self, purpose: str, room_id: str) -> None:

@@ -233,6 +233,20 @@ def fallback_due(policy: Policy, category: Category, waited_s: float | None) -> 
     return waited_s is not None and waited_s >= policy.preference_fallback_s(category)
 
 
+def matching_ids(
+    policy: Policy, category: Category, pref: Preference
+) -> frozenset[str]:
+    """User IDs of the counsellors the route reaches who match ``pref``.
+
+    Busy, away or not: whether anybody could ever take the curhat. Worked out once
+    per category and preference, like the candidates.
+    """
+    return policy.derived(
+        ("routing.matching_ids", category.key, pref),
+        lambda: frozenset(c.user_id for c in _matching(policy, category, pref)),
+    )
+
+
 def _route(
     policy: Policy,
     category: Category,

@@ -185,6 +185,53 @@ def next_step(
     return NextStep(again)
 
 
+def preference_words(rt: Runtime, case: Case, *, with_type: bool = True) -> str:
+    """The warga's preference in words, or ``""`` without one."""
+    prefs = []
+    if with_type and case.pref_type in rt.policy.counsellor_types:
+        prefs.append(rt.label(rt.policy.counsellor_types[case.pref_type]))
+    if case.pref_gender:
+        prefs.append(rt.text(f"intake.gender_{case.pref_gender.replace('-', '_')}"))
+    if case.pref_religion:
+        prefs.append(case.pref_religion)
+    return ", ".join(prefs)
+
+
+async def tell_relaxed(
+    rt: Runtime, tx: Tx, case: Case, handover: bool, waited_s: float
+) -> None:
+    """Tell the warga, once, that their preference was let go of, and why.
+
+    Recorded on the case in the same transaction as the offer, so a restart
+    neither repeats it nor loses it. In a hand-over the warga is in the curhat
+    room with their counsellor, so it is said there; otherwise in the direct
+    chat, where ``!batal`` still cancels.
+    """
+    if case.pref_relaxed_at is not None:
+        return
+    await tx.update_case(case.id, pref_relaxed_at=time.time())
+    logger.info("case %s: preference relaxed after the fallback", case.code)
+    if handover:
+        room = await tx.owned_room(case.purpose)
+        if room is None or not room.room_id:
+            return
+        text = rt.text(
+            "case.handover_preference_relaxed",
+            preference=preference_words(rt, case, with_type=False),
+            waited=waited(waited_s),
+        )
+        await rt.say(tx, room.room_id, text)
+        return
+    if case.dm_room:
+        text = rt.text(
+            "queue.preference_relaxed",
+            code=case.code,
+            preference=preference_words(rt, case),
+            waited=waited(waited_s),
+        )
+        await rt.say(tx, case.dm_room, text)
+
+
 def _holds_offer(loads: dict[str, Load], user_id: str) -> None:
     """Mark in ``loads`` that ``user_id`` now holds an offer, for the rest of a pass."""
     load = loads.get(user_id, Load())
@@ -827,8 +874,8 @@ class Reconciler:
             )
             _holds_offer(loads, chosen)
             last_offers[chosen] = time.time()
-            if choice.relaxed and case.pref_relaxed_at is None:
-                await self._tell_relaxed(tx, case, handover, waited_s)
+            if choice.relaxed:
+                await tell_relaxed(self.rt, tx, case, handover, waited_s)
 
     async def _offer(
         self,
@@ -856,22 +903,10 @@ class Reconciler:
             text = self.rt.text("offer.relaxed_prefix") + "\n" + text
         await self.rt.say(tx, duty_rooms[counsellor], text, ref=f"offer:{offer.id}")
 
-    def _preference_words(self, case: Case, *, with_type: bool = True) -> str:
-        """The warga's preference in words, or ``""`` without one."""
-        rt = self.rt
-        prefs = []
-        if with_type and case.pref_type in rt.policy.counsellor_types:
-            prefs.append(rt.label(rt.policy.counsellor_types[case.pref_type]))
-        if case.pref_gender:
-            prefs.append(rt.text(f"intake.gender_{case.pref_gender.replace('-', '_')}"))
-        if case.pref_religion:
-            prefs.append(case.pref_religion)
-        return ", ".join(prefs)
-
     def _offer_text(self, case: Case, timeout_s: float) -> str:
         rt = self.rt
         category = rt.policy.category(case.handover_category or case.category)
-        prefs = self._preference_words(case)
+        prefs = preference_words(self.rt, case)
         text = rt.text(
             "offer.new",
             code=case.code,
@@ -885,39 +920,6 @@ class Reconciler:
         elif case.urgent:
             text = rt.text("offer.urgent_prefix") + "\n" + text
         return text
-
-    async def _tell_relaxed(
-        self, tx: Tx, case: Case, handover: bool, waited_s: float
-    ) -> None:
-        """Tell the warga, once, that their preference was let go of, and why.
-
-        Recorded on the case in the same transaction as the offer, so a restart
-        neither repeats it nor loses it. In a hand-over the warga is in the curhat
-        room with their counsellor, so it is said there; otherwise in the direct
-        chat, where ``!batal`` still cancels.
-        """
-        rt = self.rt
-        await tx.update_case(case.id, pref_relaxed_at=time.time())
-        logger.info("case %s: preference relaxed after the fallback", case.code)
-        if handover:
-            room = await tx.owned_room(case.purpose)
-            if room is None or not room.room_id:
-                return
-            text = rt.text(
-                "case.handover_preference_relaxed",
-                preference=self._preference_words(case, with_type=False),
-                waited=waited(waited_s),
-            )
-            await rt.say(tx, room.room_id, text)
-            return
-        if case.dm_room:
-            text = rt.text(
-                "queue.preference_relaxed",
-                code=case.code,
-                preference=self._preference_words(case),
-                waited=waited(waited_s),
-            )
-            await rt.say(tx, case.dm_room, text)
 
     async def _give_up(
         self, tx: Tx, case: Case, rounds: Rounds, *, unmatchable: bool = False
@@ -943,7 +945,7 @@ class Reconciler:
                 text = rt.text(
                     "queue.unmatchable",
                     code=case.code,
-                    preference=self._preference_words(case),
+                    preference=preference_words(self.rt, case),
                     emergency=rt.emergency_lines(),
                 )
             else:

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from sobat_matrix import duty
+from sobat_matrix import duty, supervise
 from sobat_matrix.commands import Command
 from sobat_matrix.curhat import Reconciler
 from sobat_matrix.i18n import Catalog
@@ -309,3 +309,126 @@ async def test_a_hand_over_to_a_type_never_lets_go_of_the_type(rt: Runtime) -> N
     offers, _ = await dispatch(rt, case.id)
 
     assert offers == [(ANI, "accepted"), (CECEP, "pending")]
+
+
+# -- a supervisor's !pindah ----------------------------------------------------------
+
+SUPERVISORS = "!pengawas:sukabumi.test"
+
+
+async def move(rt: Runtime, arg: str) -> str:
+    """``!pindah <arg>`` in the supervisors' room: what the supervisors were told."""
+    async with rt.store.tx() as tx:
+        await supervise.move(rt, tx, SUPERVISORS, Command("pindah", arg))
+    (answer,) = await said(rt, SUPERVISORS)
+    async with rt.store.tx() as tx:
+        await tx._run("DELETE FROM outbox WHERE room_id = ?", (SUPERVISORS,))
+    return answer
+
+
+async def test_moving_to_a_category_keeps_gender_and_routes_there(
+    rt: Runtime,
+) -> None:
+    case = await waiting(rt, waited_s=0, category="ekonomi", gender="laki-laki")
+    async with rt.store.tx() as tx:
+        await tx.update_case(case.id, pref_type="psikolog")
+        await tx.add_offer(case.id, BUDI, 0, 300)
+
+    answer = await move(rt, "#p1 Sosial")
+    offers, after = await dispatch(rt, case.id)
+
+    assert answer == "Curhat #P1 dipindahkan ke Sosial."
+    assert (after.category, after.pref_type, after.pref_gender) == (
+        "sosial",
+        None,
+        "laki-laki",
+    )
+    # Budi's offer was withdrawn; Cecep is the other man the new route reaches.
+    assert offers == [(BUDI, "withdrawn"), (CECEP, "pending")]
+
+
+async def test_moving_where_nobody_matches_is_refused_under_never(
+    rt_never: Runtime,
+) -> None:
+    case = await waiting(rt_never, waited_s=0)
+
+    answer = await move(rt_never, "P1 ekonomi")
+
+    async with rt_never.store.tx() as tx:
+        after = await tx.case(case.id)
+    assert after is not None and after.category == "sosial"
+    assert answer == (
+        "Curhat #P1 tidak dipindahkan: Ekonomi tidak sesuai preferensi warga, dan "
+        "kebijakan menjaga preferensi itu selama curhat menunggu "
+        "(preference_fallback never)."
+    )
+
+
+async def test_moving_where_nobody_matches_applies_the_fallback(
+    rt: Runtime,
+) -> None:
+    case = await waiting(rt, waited_s=0)
+
+    answer = await move(rt, "P1 ekonomi")
+    offers, after = await dispatch(rt, case.id)
+
+    assert answer.startswith("Curhat #P1 dipindahkan ke Ekonomi.\nBelum ada konselor")
+    assert "setelah menunggu 10 mnt" in answer
+    assert (after.category, after.status, offers) == ("ekonomi", "waiting", [])
+
+
+async def test_moving_to_a_full_counsellor_is_refused(rt: Runtime) -> None:
+    other = await handing_over(rt, since_s=0)  # Ani holds one open curhat
+    async with rt.store.tx() as tx:
+        await tx.update_case(other.id, code="P0", handover_from=None)
+        for n in range(2):
+            busy = await tx.add_case(
+                code=f"Q{n}",
+                warga=f"@w{n}:sukabumi.test",
+                dm_room=f"!dm{n}:sukabumi.test",
+                category="sosial",
+                pref_type=None,
+                pref_gender=None,
+            )
+            await tx.update_case(busy.id, status="active", counsellor=ANI)
+    case = await waiting(rt, waited_s=0)
+
+    answer = await move(rt, f"P1 {ANI}")
+
+    assert answer == (
+        "Curhat #P1 tidak dipindahkan: Ibu Ani sudah memegang 3/3 curhat terbuka. "
+        "Pilih konselor lain atau pindahkan ke kategori."
+    )
+    async with rt.store.tx() as tx:
+        assert await tx.offers_of_case(case.id) == []
+
+
+@pytest.mark.parametrize(
+    ("waited_s", "moved"),
+    [
+        pytest.param(5 * MINUTE, False, id="before"),
+        pytest.param(11 * MINUTE, True, id="after"),
+    ],
+)
+async def test_moving_to_a_counsellor_outside_the_preference(
+    rt: Runtime, waited_s: float, moved: bool
+) -> None:
+    case = await waiting(rt, waited_s=waited_s)
+
+    answer = await move(rt, f"P1 {BUDI}")
+
+    async with rt.store.tx() as tx:
+        offers = [(o.counsellor, o.status) for o in await tx.offers_of_case(case.id)]
+        after = await tx.case(case.id)
+    assert after is not None
+    if moved:
+        assert answer == "Curhat #P1 dipindahkan ke Pak Budi."
+        assert offers == [(BUDI, "pending")] and after.pref_relaxed_at is not None
+        assert await said(rt, DM) == [RELAXED_TOLD.format(waited="11 mnt")]
+    else:
+        assert answer == (
+            "Curhat #P1 tidak dipindahkan: Pak Budi tidak sesuai preferensi warga, "
+            "dan kebijakan menjaga preferensi itu sampai curhat menunggu 10 mnt "
+            "(sekarang 5 mnt)."
+        )
+        assert offers == [] and await said(rt, DM) == []

@@ -90,14 +90,19 @@ async def rt_never(tmp_path: Path) -> AsyncIterator[Runtime]:
 
 
 async def waiting(
-    rt: Runtime, *, waited_s: float, category: str = "sosial", gender: str = "perempuan"
+    rt: Runtime,
+    *,
+    waited_s: float,
+    category: str = "sosial",
+    gender: str | None = "perempuan",
+    code: str = "P1",
 ) -> Case:
     """A waiting curhat of a warga who asked for ``gender``, ``waited_s`` ago."""
     async with rt.store.tx() as tx:
         case = await tx.add_case(
-            code="P1",
-            warga=WARGA,
-            dm_room=DM,
+            code=code,
+            warga=WARGA if code == "P1" else f"@warga-{code}:sukabumi.test",
+            dm_room=DM if code == "P1" else f"!dm-{code}:sukabumi.test",
             category=category,
             pref_type=None,
             pref_gender=gender,
@@ -432,3 +437,22 @@ async def test_moving_to_a_counsellor_outside_the_preference(
             "(sekarang 5 mnt)."
         )
         assert offers == [] and await said(rt, DM) == []
+
+
+# -- one pass, many curhats ------------------------------------------------------------
+
+
+async def test_one_pass_gives_each_counsellor_one_offer(rt: Runtime) -> None:
+    # The loads are worked out once per pass: each offer must still count in them.
+    first = await waiting(rt, waited_s=2, category="ekonomi", gender=None, code="E1")
+    second = await waiting(rt, waited_s=1, category="ekonomi", gender=None, code="E2")
+    third = await waiting(rt, waited_s=0, category="ekonomi", gender=None, code="E3")
+
+    offers = [(await dispatch(rt, first.id))[0]]
+    for case in (second, third):
+        async with rt.store.tx() as tx:
+            offers.append(
+                [(o.counsellor, o.status) for o in await tx.offers_of_case(case.id)]
+            )
+
+    assert offers == [[(BUDI, "pending")], [(CECEP, "pending")], []]

@@ -188,8 +188,9 @@ def next_step(
 def preference_words(rt: Runtime, case: Case, *, with_type: bool = True) -> str:
     """The warga's preference in words, or ``""`` without one."""
     prefs = []
-    if with_type and case.pref_type in rt.policy.counsellor_types:
-        prefs.append(rt.label(rt.policy.counsellor_types[case.pref_type]))
+    type_labels = rt.policy.counsellor_types.get(case.pref_type or "")
+    if with_type and type_labels is not None:
+        prefs.append(rt.label(type_labels))
     if case.pref_gender:
         prefs.append(rt.text(f"intake.gender_{case.pref_gender.replace('-', '_')}"))
     if case.pref_religion:
@@ -207,6 +208,9 @@ async def tell_relaxed(
     room with their counsellor, so it is said there; otherwise in the direct
     chat, where ``!batal`` still cancels.
     """
+    # TODO(routing): the warga is told as the first relaxed offer goes out, not
+    # asked before it: a counsellor may accept before they read it. They can still
+    # !batal while it waits, or leave the room; asking first needs an intake step.
     if case.pref_relaxed_at is not None:
         return
     await tx.update_case(case.id, pref_relaxed_at=time.time())
@@ -708,7 +712,10 @@ class Reconciler:
 
         Urgent curhats come first and go to the on-call counsellors, several at
         once if the policy says so; the others wait for one offer at a time. A
-        curhat being handed over by its counsellor is routed like a waiting one.
+        curhat being handed over by its counsellor is routed like a waiting one,
+        with the warga's gender and religion preference. Past the policy's
+        ``preference_fallback`` a preference nobody matching can meet is let go of,
+        and the warga told once (see :func:`tell_relaxed`).
         """
         rt = self.rt
         policy = rt.policy

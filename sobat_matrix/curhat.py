@@ -31,7 +31,6 @@ from .routing import (
     Preference,
     choose,
     choose_on_call,
-    fallback_due,
     matching_ids,
 )
 from .runtime import Runtime
@@ -843,13 +842,11 @@ class Reconciler:
             else:
                 # Nobody twice in one round; those who let it lapse wait for the next.
                 within = route(declined | rounds.asked, timed_out - rounds.asked)
-                due = fallback_due(policy, routed, waited_s)
-                matching = matching_ids(policy, routed, relaxed if due else pref)
-                unmatchable = (
-                    not matching
-                    and pref != relaxed
-                    and math.isinf(policy.preference_fallback_s(routed))
-                )
+                # Given up when everyone who may ever get it declined: with a
+                # fallback to come, that is everyone the route reaches.
+                keeps = math.isinf(policy.preference_fallback_s(routed))
+                matching = matching_ids(policy, routed, pref if keeps else relaxed)
+                unmatchable = keeps and not matching and pref != relaxed
                 step = next_step(
                     rounds,
                     reachable=matching,

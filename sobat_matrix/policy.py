@@ -96,6 +96,8 @@ the route reaches once it waited that long (a waiting curhat since its request, 
 hand-over since it was asked) with nobody matching free; a matching counsellor still
 goes first whenever one is free, and the warga is told once, when it first happens,
 that their preference could not be met in time and that ``!batal`` still cancels.
+Everyone matching having declined gives the curhat up under ``never``; with a
+duration it waits for the fallback, and only everyone on the route declining does.
 Set on ``queue`` for every category, or on one category to differ. A
 counsellor-type hand-over (``!alihkan psikolog``) is the counsellor's decision, not a
 preference: it is never relaxed.

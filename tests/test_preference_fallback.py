@@ -233,6 +233,40 @@ async def test_never_and_nobody_matching_at_all_is_told_at_once(
     )
 
 
+async def test_when_every_match_declined_it_waits_for_the_fallback(
+    rt: Runtime,
+) -> None:
+    case = await waiting(rt, waited_s=5 * MINUTE)
+    async with rt.store.tx() as tx:
+        for woman in (ANI, DEWI):
+            offer = await tx.add_offer(case.id, woman, 0, 300)
+            await tx.answer_offer(offer.id, "declined")
+
+    offers, after = await dispatch(rt, case.id)
+
+    assert after.status == "waiting" and len(offers) == 2
+    async with rt.store.tx() as tx:
+        await tx.update_case(case.id, requested_at=time.time() - 10 * MINUTE)
+    offers, after = await dispatch(rt, case.id)
+    assert offers[2:] == [(BUDI, "pending")] and after.pref_relaxed_at is not None
+
+
+async def test_when_every_match_declined_under_never_it_is_given_up(
+    rt_never: Runtime,
+) -> None:
+    case = await waiting(rt_never, waited_s=5 * MINUTE)
+    async with rt_never.store.tx() as tx:
+        for woman in (ANI, DEWI):
+            offer = await tx.add_offer(case.id, woman, 0, 300)
+            await tx.answer_offer(offer.id, "declined")
+
+    _, after = await dispatch(rt_never, case.id)
+
+    assert (after.status, after.closed_by) == ("closing", "unserved")
+    (text,) = await said(rt_never, DM)
+    assert text.startswith("Mohon maaf, saat ini tidak ada konselor yang bisa")
+
+
 async def test_nobody_matching_at_all_waits_for_the_fallback(rt: Runtime) -> None:
     early = await waiting(rt, waited_s=0, category="ekonomi")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable, Sequence, Set
@@ -25,7 +26,14 @@ from .crashpoints import crash_point
 from .duty import handover_told_key, tell_duty
 from .matrix import MatrixError
 from .policy import QueueRules
-from .routing import Choice, Load, Preference, choose, choose_on_call
+from .routing import (
+    Choice,
+    Load,
+    Preference,
+    choose,
+    choose_on_call,
+    matching_ids,
+)
 from .runtime import Runtime
 from .store import (
     SUPERVISORS_PURPOSE,
@@ -144,6 +152,7 @@ def next_step(
     rounds: Rounds,
     *,
     reachable: Set[str],
+    unmatchable: bool = False,
     never: Set[str],
     within: Choice | None,
     again: Choice | None,
@@ -157,9 +166,14 @@ def next_step(
     at all). ``within`` is routing's choice among those not yet asked in this
     round, ``again`` its choice if a new round started now. The curhat is given up
     when everybody reachable is in ``never``, or when the last round ended with no
-    answer; between rounds it waits ``rules.round_pause_s``. Counsellors who are
-    only busy do not end a round: the curhat waits in the queue for them.
+    answer, that is when everybody reachable was asked in it; between rounds it
+    waits ``rules.round_pause_s``. Counsellors who are only busy do not end a
+    round: the curhat waits in the queue for them.
+    ``unmatchable`` means the warga's preference matches nobody the route reaches
+    and the policy will never let go of it: the curhat is given up at once.
     """
+    if unmatchable:
+        return NextStep(unserved=True)
     if reachable and reachable <= never:
         return NextStep(unserved=True)
     if rounds.pending:
@@ -169,6 +183,10 @@ def next_step(
     if not rounds.asked:
         return WAIT
     if rounds.number >= rules.max_rounds:
+        if reachable - never - rounds.asked:
+            # Someone it may go to was not asked in this round yet (busy, away,
+            # or waiting for the preference fallback): the round is not over.
+            return WAIT
         return NextStep(unserved=True)
     if again is None:
         return WAIT
@@ -183,6 +201,63 @@ class RoomMayBeComing(Exception):
     def __init__(self, purpose: str, wait_s: float) -> None:
         super().__init__(f"{purpose.split(':')[0]} room may still be coming")
         self.wait_s = wait_s
+
+
+def preference_words(rt: Runtime, case: Case, *, with_type: bool = True) -> str:
+    """The warga's preference in words, or ``""`` without one."""
+    prefs = []
+    type_labels = rt.policy.counsellor_types.get(case.pref_type or "")
+    if with_type and type_labels is not None:
+        prefs.append(rt.label(type_labels))
+    if case.pref_gender:
+        prefs.append(rt.text(f"intake.gender_{case.pref_gender.replace('-', '_')}"))
+    if case.pref_religion:
+        prefs.append(case.pref_religion)
+    return ", ".join(prefs)
+
+
+async def tell_relaxed(
+    rt: Runtime, tx: Tx, case: Case, handover: bool, waited_s: float
+) -> None:
+    """Tell the warga, once, that their preference was let go of, and why.
+
+    Recorded on the case in the same transaction as the offer, so a restart
+    neither repeats it nor loses it. In a hand-over the warga is in the curhat
+    room with their counsellor, so it is said there; otherwise in the direct
+    chat, where ``!batal`` still cancels.
+    """
+    # TODO(routing): the warga is told as the first relaxed offer goes out, not
+    # asked before it: a counsellor may accept before they read it. They can still
+    # !batal while it waits, or leave the room; asking first needs an intake step.
+    if case.pref_relaxed_at is not None:
+        return
+    await tx.update_case(case.id, pref_relaxed_at=time.time())
+    logger.info("case %s: preference relaxed after the fallback", case.code)
+    if handover:
+        room = await tx.owned_room(case.purpose)
+        if room is None or not room.room_id:
+            return
+        text = rt.text(
+            "case.handover_preference_relaxed",
+            preference=preference_words(rt, case, with_type=False),
+            waited=waited(waited_s),
+        )
+        await rt.say(tx, room.room_id, text)
+        return
+    if case.dm_room:
+        text = rt.text(
+            "queue.preference_relaxed",
+            code=case.code,
+            preference=preference_words(rt, case),
+            waited=waited(waited_s),
+        )
+        await rt.say(tx, case.dm_room, text)
+
+
+def _holds_offer(loads: dict[str, Load], user_id: str) -> None:
+    """Mark in ``loads`` that ``user_id`` now holds an offer, for the rest of a pass."""
+    load = loads.get(user_id, Load())
+    loads[user_id] = Load(load.open_curhats, pending_offer=True)
 
 
 class Reconciler:
@@ -688,7 +763,10 @@ class Reconciler:
 
         Urgent curhats come first and go to the on-call counsellors, several at
         once if the policy says so; the others wait for one offer at a time. A
-        curhat being handed over by its counsellor is routed like a waiting one.
+        curhat being handed over by its counsellor is routed like a waiting one,
+        with the warga's gender and religion preference. Past the policy's
+        ``preference_fallback`` a preference nobody matching can meet is let go of,
+        and the warga told once (see :func:`tell_relaxed`).
         """
         rt = self.rt
         policy = rt.policy
@@ -715,6 +793,18 @@ class Reconciler:
             c.user_id not in self._usable and c.user_id not in unusable
             for c in policy.counsellors
         )
+        # Worked out once per pass and kept true as offers go out below: rebuilding
+        # it for every waiting curhat made a pass cost counsellors x curhats.
+        loads = {
+            c.user_id: Load(
+                open_curhats=busy.get(c.user_id, 0),
+                # No duty room yet: the counsellor cannot receive an offer.
+                pending_offer=c.user_id in holding or c.user_id not in duty_rooms,
+            )
+            for c in policy.counsellors
+        }
+        # Without a duty room a counsellor cannot receive an urgent offer.
+        no_room = {c.user_id for c in policy.counsellors} - set(duty_rooms)
 
         for case in await tx.open_cases():
             handover = case.status == "active" and case.handover_from == case.counsellor
@@ -731,19 +821,9 @@ class Reconciler:
             timed_out = {o.counsellor for o in offers if o.status == "timed_out"}
             if case.handover_from:
                 declined.add(case.handover_from)
-            loads = {
-                c.user_id: Load(
-                    open_curhats=busy.get(c.user_id, 0),
-                    # No duty room yet: the counsellor cannot receive an offer.
-                    pending_offer=c.user_id in holding or c.user_id not in duty_rooms,
-                )
-                for c in policy.counsellors
-            }
 
             if case.urgent and not handover and policy.urgent is not None:
                 wanted = policy.urgent.parallel - len(asked)
-                # Without a duty room a counsellor cannot receive the offer.
-                no_room = {c.user_id for c in policy.counsellors} - set(duty_rooms)
                 on_call = choose_on_call(
                     policy,
                     loads,
@@ -761,7 +841,7 @@ class Reconciler:
                         policy.urgent.timeout_s,
                         duty_rooms,
                     )
-                    holding.add(counsellor.user_id)
+                    _holds_offer(loads, counsellor.user_id)
                     asked.add(counsellor.user_id)
                 if asked:
                     continue
@@ -769,11 +849,20 @@ class Reconciler:
                 continue
 
             category = case.handover_category or case.category
+            routed = policy.category(category)
+            if routed is None:
+                continue
+            # A hand-over keeps the warga's gender and religion: they asked for them,
+            # whoever takes the curhat over. Its counsellor type is the counsellor's
+            # decision, so the fallback never lets go of it; the warga's own type
+            # answered a question of the first category only.
             pref = Preference(
                 type=case.handover_type if handover else case.pref_type,
-                gender=None if handover else case.pref_gender,
-                religion=None if handover else case.pref_religion,
+                gender=case.pref_gender,
+                religion=case.pref_religion,
             )
+            relaxed = Preference(type=case.handover_type if handover else None)
+            waited_s = time.time() - case.search_started_at()
             previous = (
                 None
                 if case.warga is None or handover
@@ -791,6 +880,8 @@ class Reconciler:
                 previous=previous,
                 round_robin_state=last_offers,
                 available=available,
+                waited_s=waited_s,
+                relaxed=relaxed,
             )
 
             if handover:
@@ -803,13 +894,15 @@ class Reconciler:
             else:
                 # Nobody twice in one round; those who let it lapse wait for the next.
                 within = route(declined | rounds.asked, timed_out - rounds.asked)
-                routed = policy.category(category)
-                assert routed is not None
+                # Given up when everyone who may ever get it declined: with a
+                # fallback to come, that is everyone the route reaches.
+                keeps = math.isinf(policy.preference_fallback_s(routed))
+                matching = matching_ids(policy, routed, pref if keeps else relaxed)
+                unmatchable = keeps and not matching and pref != relaxed
                 step = next_step(
                     rounds,
-                    reachable={
-                        c.user_id for c in policy.reachable(routed) if pref.accepts(c)
-                    },
+                    reachable=matching,
+                    unmatchable=unmatchable,
                     never=declined,
                     within=within,
                     again=None if within else route(declined, timed_out),
@@ -817,7 +910,7 @@ class Reconciler:
                     rules=policy.queue,
                 )
                 if step.unserved:
-                    await self._give_up(tx, case, rounds)
+                    await self._give_up(tx, case, rounds, unmatchable=unmatchable)
                     continue
                 if step.choice is None:
                     if not checking:
@@ -827,10 +920,18 @@ class Reconciler:
 
             chosen = choice.counsellor.user_id
             await self._offer(
-                tx, case, chosen, choice.step_index, choice.timeout_s, duty_rooms
+                tx,
+                case,
+                chosen,
+                choice.step_index,
+                choice.timeout_s,
+                duty_rooms,
+                relaxed=choice.relaxed,
             )
-            holding.add(chosen)
+            _holds_offer(loads, chosen)
             last_offers[chosen] = time.time()
+            if choice.relaxed:
+                await tell_relaxed(self.rt, tx, case, handover, waited_s)
 
     async def _offer(
         self,
@@ -840,38 +941,33 @@ class Reconciler:
         step_index: int,
         timeout_s: float,
         duty_rooms: dict[str, str],
+        *,
+        relaxed: bool = False,
     ) -> None:
         offer = await tx.add_offer(case.id, counsellor, step_index, timeout_s)
         logger.info(
-            "case %s offered to %s (step %d, offer %d%s)",
+            "case %s offered to %s (step %d, offer %d%s%s)",
             case.code,
             counsellor,
             step_index,
             offer.id,
             ", urgent" if case.urgent else "",
+            ", preference relaxed" if relaxed else "",
         )
-        await self.rt.say(
-            tx,
-            duty_rooms[counsellor],
-            self._offer_text(case, timeout_s),
-            ref=f"offer:{offer.id}",
-        )
+        text = self._offer_text(case, timeout_s)
+        if relaxed:
+            text = self.rt.text("offer.relaxed_prefix") + "\n" + text
+        await self.rt.say(tx, duty_rooms[counsellor], text, ref=f"offer:{offer.id}")
 
     def _offer_text(self, case: Case, timeout_s: float) -> str:
         rt = self.rt
         category = rt.policy.category(case.handover_category or case.category)
-        prefs = []
-        if case.pref_type:
-            prefs.append(rt.label(rt.policy.counsellor_types[case.pref_type]))
-        if case.pref_gender:
-            prefs.append(rt.text(f"intake.gender_{case.pref_gender.replace('-', '_')}"))
-        if case.pref_religion:
-            prefs.append(case.pref_religion)
+        prefs = preference_words(self.rt, case)
         text = rt.text(
             "offer.new",
             code=case.code,
             category=rt.label(category.labels) if category else case.category,
-            preference=", ".join(prefs) if prefs else rt.text("offer.no_preference"),
+            preference=prefs or rt.text("offer.no_preference"),
             waited=waited(time.time() - case.requested_at),
             timeout=waited(timeout_s),
         )
@@ -881,11 +977,15 @@ class Reconciler:
             text = rt.text("offer.urgent_prefix") + "\n" + text
         return text
 
-    async def _give_up(self, tx: Tx, case: Case, rounds: Rounds) -> None:
+    async def _give_up(
+        self, tx: Tx, case: Case, rounds: Rounds, *, unmatchable: bool = False
+    ) -> None:
         """Nobody could take the curhat: close it and tell the warga honestly.
 
         Closed as ``unserved`` (final status ``cancelled``), so the warga can write
         again at any time and supervisors see it counted in the figures.
+        ``unmatchable``: nobody of its route matches the warga's preference at all,
+        which the warga is told as such.
         """
         rt = self.rt
         await tx.update_case(
@@ -897,15 +997,18 @@ class Reconciler:
         if case.dm_room:
             if await tx.direct_chat(case.dm_room):
                 await tx.update_direct_chat(case.dm_room, step="idle")
-            await rt.say(
-                tx,
-                case.dm_room,
-                rt.text(
-                    "queue.unserved",
+            if unmatchable:
+                text = rt.text(
+                    "queue.unmatchable",
                     code=case.code,
+                    preference=preference_words(self.rt, case),
                     emergency=rt.emergency_lines(),
-                ),
-            )
+                )
+            else:
+                text = rt.text(
+                    "queue.unserved", code=case.code, emergency=rt.emergency_lines()
+                )
+            await rt.say(tx, case.dm_room, text)
         logger.info(
             "case %s unserved after %d round(s), %d declined",
             case.code,
@@ -1106,7 +1209,11 @@ class Reconciler:
         name = counsellor.name if counsellor else rt.text("case.the_counsellor")
         async with rt.store.tx() as tx:
             await tx.update_case(
-                case.id, handover_from=None, handover_category=None, handover_type=None
+                case.id,
+                handover_from=None,
+                handover_category=None,
+                handover_type=None,
+                handover_at=None,
             )
             await tx.delete_meta(handover_told_key(case.id))
             await rt.say(tx, room_id, rt.text("case.handed_over", counsellor=name))

@@ -190,7 +190,11 @@ async def cancel_hand_over(rt: Runtime, tx: Tx, room_id: str, case: Case) -> Non
 
     await withdraw_offers(rt, tx, case, "offer.handover_cancelled")
     await tx.update_case(
-        case.id, handover_from=None, handover_category=None, handover_type=None
+        case.id,
+        handover_from=None,
+        handover_category=None,
+        handover_type=None,
+        handover_at=None,
     )
     await tx.delete_meta(handover_told_key(case.id))
     await rt.say(tx, room_id, rt.text("case.handover_cancelled"))
@@ -240,6 +244,10 @@ async def hand_over(
         handover_from=counsellor,
         handover_category=category or case.category,
         handover_type=type_key,
+        # The new search keeps the warga's preference and has its own fallback
+        # clock, and the warga is told again if it is let go of this time.
+        handover_at=time.time(),
+        pref_relaxed_at=None,
     )
     await rt.say(tx, room_id, rt.text("case.handover_started"))
     await tell_duty(rt, tx, counsellor, "duty.handover_pending", code=case.code)

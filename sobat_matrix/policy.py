@@ -35,6 +35,7 @@ Format::
         label: {id: Keluarga, en: Family}    # string or language mapping
         description: {id: "...", en: "..."}  # optional, same shape
         ask: [type, gender]      # optional, default []; also religion; asked at intake
+        preference_fallback: 20m # optional, default the queue's; see below
         route:                   # a non-empty list of steps, tried in order
           - types: [psikolog]                # eligible types
             skills: [kdrt]                   # ... who have one of these skills
@@ -67,6 +68,9 @@ Format::
       round_pause: 2m            # optional, default 2m; pause between two rounds
       join_timeout: 15m          # optional, default 15m; how long a counsellor who
                                  # accepted, then the warga, have to come in
+      preference_fallback: never # optional, default never; or a duration: how long
+                                 # a curhat waits for a counsellor matching the
+                                 # warga's preference before anyone may take it
 
 A step filters counsellors by ``types``, ``skills``, ``languages`` and ``genders``
 (a counsellor must match one value of each filter given) and by who they are:
@@ -81,7 +85,25 @@ available, the next step is the fallback, so a route reads top to bottom.
 ``ask`` may hold ``type``, ``gender`` and ``religion``; the route must reach
 counsellors with at least two different answers to each, or the question would be
 a formality. A ``referral`` category opens no curhat: it has no route and asks
-nothing. Urgent ``words`` are looked for as :mod:`sobat_matrix.urgent` folds them,
+nothing.
+
+``preference_fallback`` says what happens when nobody matching the warga's preference
+(type, gender, religion) can take the curhat. ``never``, the default, keeps the
+promise of the intake question: the curhat waits for a matching counsellor, a woman
+who asked for a woman never silently gets a man; if the route reaches nobody who
+matches at all (after a move or a reload), the curhat is given up at once, honestly,
+instead of waiting for nobody. A duration (``"20m"``) lets it go to any counsellor
+the route reaches once it waited that long (a waiting curhat since its request, a
+hand-over since it was asked) with nobody matching free; a matching counsellor still
+goes first whenever one is free, and the warga is told once, when it first happens,
+that their preference could not be met in time and that ``!batal`` still cancels.
+Everyone matching having declined gives the curhat up under ``never``; with a
+duration it waits for the fallback, and only everyone on the route declining does.
+Set on ``queue`` for every category, or on one category to differ. A
+counsellor-type hand-over (``!alihkan psikolog``) is the counsellor's decision, not a
+preference: it is never relaxed.
+
+Urgent ``words`` are looked for as :mod:`sobat_matrix.urgent` folds them,
 and each needs a letter or digit left after folding.
 
 Weekly schedules name days ``mon`` to ``sun``; a range whose end is not after its
@@ -98,6 +120,7 @@ Durations are one or more ``<int><unit>`` groups, units ``d h m s`` (``"1h30m"``
 from __future__ import annotations
 
 import logging
+import math
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -151,7 +174,14 @@ _TOP_KEYS = (
     "urgent",
     "queue",
 )
-_CATEGORY_KEYS = ("label", "description", "ask", "route", "referral")
+_CATEGORY_KEYS = (
+    "label",
+    "description",
+    "ask",
+    "route",
+    "referral",
+    "preference_fallback",
+)
 _REFERRAL_KEYS = ("link", "message")
 _URGENT_KEYS = ("words", "on_call", "on_call_pools", "parallel", "timeout")
 _QUEUE_KEYS = (
@@ -161,6 +191,7 @@ _QUEUE_KEYS = (
     "max_rounds",
     "round_pause",
     "join_timeout",
+    "preference_fallback",
 )
 _LINK = re.compile(r"https?://\S+")
 DEFAULT_URGENT_TIMEOUT_S = 180.0
@@ -170,6 +201,9 @@ DEFAULT_NOTIFY_STEP = 2
 DEFAULT_MAX_ROUNDS = 1
 DEFAULT_ROUND_PAUSE_S = 120.0
 DEFAULT_JOIN_TIMEOUT_S = 900.0
+NEVER = math.inf
+"""A ``preference_fallback`` that never comes: the preference is kept for good."""
+NEVER_WORD = "never"
 _COUNSELLOR_KEYS = (
     "id",
     "name",
@@ -387,6 +421,8 @@ class Category:
     route: tuple[RouteStep, ...]
     ask_religion: bool = False
     referral: Referral | None = None
+    preference_fallback_s: float | None = None
+    """Seconds before the preference may be relaxed; ``None``: the queue's."""
 
     def label(self, lang: str) -> str:
         return localized(self.labels, lang)
@@ -423,6 +459,9 @@ class QueueRules:
     accepted but is not in the room ``join_timeout_s`` later loses the curhat to
     the next one; a warga not in the room that long after the counsellor came
     in finds it closed, so neither holds the other up for good.
+    ``preference_fallback_s`` is how long a curhat waits with nobody matching its
+    preference before anyone the route reaches may take it (:data:`NEVER`: never),
+    for each category that does not say otherwise.
     """
 
     max_waiting: int | None = None
@@ -431,6 +470,7 @@ class QueueRules:
     max_rounds: int = DEFAULT_MAX_ROUNDS
     round_pause_s: float = DEFAULT_ROUND_PAUSE_S
     join_timeout_s: float = DEFAULT_JOIN_TIMEOUT_S
+    preference_fallback_s: float = NEVER
 
 
 def _no_pools() -> Mapping[str, tuple[str, ...]]:
@@ -509,6 +549,11 @@ class Policy:
 
     def category(self, key: str) -> Category | None:
         return self._by_key.get(key)
+
+    def preference_fallback_s(self, category: Category) -> float:
+        """Seconds a curhat of ``category`` keeps its preference; :data:`NEVER`."""
+        own = category.preference_fallback_s
+        return self.queue.preference_fallback_s if own is None else own
 
     def emergency_lines(self, lang: str) -> list[str]:
         """The emergency contacts in ``lang``, one line each, in written order."""
@@ -819,14 +864,28 @@ class _PolicyReader:
         join_s = optional(
             node, "join_timeout", problems.duration, DEFAULT_JOIN_TIMEOUT_S
         )
+        fallback_s = optional(node, "preference_fallback", self._fallback, NEVER)
 
         if len(self.problems) != before:
             return None
         assert estimate_s is not None and notify_step is not None
         assert max_rounds is not None and pause_s is not None and join_s is not None
+        assert fallback_s is not None
         return QueueRules(
-            max_waiting, estimate_s, notify_step, max_rounds, pause_s, join_s
+            max_waiting,
+            estimate_s,
+            notify_step,
+            max_rounds,
+            pause_s,
+            join_s,
+            fallback_s,
         )
+
+    def _fallback(self, node: Node) -> float | None:
+        """A ``preference_fallback``: ``never`` or a duration, in seconds."""
+        if node.value == NEVER_WORD:
+            return NEVER
+        return self.problems.duration(node)
 
     def _types(self, node: Node) -> dict[str, Mapping[str, str]] | None:
         entries = self.problems.entries(node)
@@ -1077,6 +1136,7 @@ class _PolicyReader:
                 )
             )
         route = self._route(node.child("route")) if node.has("route") else None
+        fallback_s = self._optional(node, "preference_fallback", self._fallback, None)
 
         if len(self.problems) != before:
             return None
@@ -1092,6 +1152,7 @@ class _PolicyReader:
             ask_gender="gender" in asks,
             route=tuple(route),
             ask_religion="religion" in asks,
+            preference_fallback_s=fallback_s,
         )
 
     def _referral_category(self, key: str, node: Node) -> Category | None:
@@ -1106,6 +1167,11 @@ class _PolicyReader:
         if node.has("ask"):
             self.problems.add(
                 node.child("ask"), "a referral category cannot ask for a preference"
+            )
+        if node.has("preference_fallback"):
+            self.problems.add(
+                node.child("preference_fallback"),
+                "a referral category asks no preference to fall back from",
             )
         labels = self._labels(node.child("label"))
         descriptions: Mapping[str, str] | None = MappingProxyType({})

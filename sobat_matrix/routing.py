@@ -3,7 +3,8 @@
 Nothing here does I/O or keeps state; the caller passes in the current loads, who
 already declined or let an offer time out, and (optionally) the time, so every rule
 can be tested with plain values. A warga's preferences narrow the route; they never
-widen it.
+widen it, and they are only let go of when the policy's ``preference_fallback``
+says so (rule 5).
 
 The rules, in order:
 
@@ -26,6 +27,13 @@ The rules, in order:
    which every warga of the service can read. A language is a wish, not a wall.
 4. If nobody is available, start a new round among those whose offer timed out
    (not those who declined): a counsellor who missed an offer may be free now.
+5. If still nobody matching the preference is available, and the curhat has waited
+   the category's ``preference_fallback`` (given as ``waited_s``), rules 1-4 run
+   again with the preference relaxed to what the caller says must stay (by default
+   nothing; a hand-over to a counsellor type keeps the type). Such a choice is
+   flagged ``relaxed``, so the warga can be told. A matching counsellor who is
+   available always goes first: the relaxed pass runs only when the strict one
+   found nobody. With ``never`` the fallback never comes.
 
 An urgent curhat does not follow a route: :func:`choose_on_call` names the
 counsellors on call who can take it at once, holidays or not.
@@ -40,8 +48,9 @@ from __future__ import annotations
 import logging
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
@@ -93,13 +102,16 @@ class Choice:
     """The counsellor to offer the curhat to, and at which step of the route.
 
     ``new_round`` is true when everybody had been tried and this counsellor is
-    asked again after an earlier offer timed out.
+    asked again after an earlier offer timed out. ``relaxed`` is true when nobody
+    matching the warga's preference was available and the policy's
+    ``preference_fallback`` let the curhat go to this counsellor instead.
     """
 
     counsellor: Counsellor
     step_index: int
     timeout_s: float
     new_round: bool
+    relaxed: bool = False
 
 
 _NO_LOAD = Load()
@@ -166,6 +178,8 @@ def choose(
     previous: str | None = None,
     round_robin_state: Mapping[str, float] | None = None,
     available: Mapping[str, bool] | None = None,
+    waited_s: float | None = None,
+    relaxed: Preference = _ANYONE,
 ) -> Choice | None:
     """The next counsellor to offer a curhat of ``category_key`` to, or ``None``.
 
@@ -176,12 +190,15 @@ def choose(
     last offer time (any increasing number, such as a Unix time), for ``order:
     round_robin``. ``available`` holds the counsellors' own overrides by user ID:
     true is on duty now (schedule, leave and holidays aside), false is away; a
-    counsellor missing from it follows the schedule. ``None`` means nobody can take
-    it now (all full, busy, off duty, away or declined; always for a referral
-    category); the caller tries again when a load or the time changes. Raises
-    :class:`KeyError` for a category the policy does not have and
-    :class:`ValueError` for a naive ``now``: both are bugs in the caller, not
-    routing outcomes.
+    counsellor missing from it follows the schedule. ``waited_s`` is how long the
+    curhat has waited for a counsellor (``None``: the fallback is not asked for);
+    once it reaches the category's ``preference_fallback``, a curhat nobody
+    matching ``pref`` can take goes to someone matching ``relaxed`` instead, and
+    the choice says so. ``None`` means nobody can take it now (all full, busy,
+    off duty, away or declined; always for a referral category); the caller
+    tries again when a load or the time changes. Raises :class:`KeyError` for a
+    category the policy does not have and :class:`ValueError` for a naive
+    ``now``: both are bugs in the caller, not routing outcomes.
     """
     category = policy.category(category_key)
     if category is None:
@@ -198,8 +215,51 @@ def choose(
         else:
             duty = _Duty(overrides, _off_duty(policy, now))
 
-    fresh, retry = _available(policy, category, pref, loads, declined, timed_out, duty)
     orders = _Orders(previous, round_robin_state or {})
+    route = partial(
+        _route, policy, category, loads, declined, timed_out, duty, orders, language
+    )
+    choice = route(pref)
+    if choice is not None or relaxed == pref:
+        return choice
+    if not fallback_due(policy, category, waited_s):
+        return None
+    choice = route(relaxed)
+    return None if choice is None else replace(choice, relaxed=True)
+
+
+def fallback_due(policy: Policy, category: Category, waited_s: float | None) -> bool:
+    """Whether a curhat of ``category`` that waited ``waited_s`` may be relaxed."""
+    return waited_s is not None and waited_s >= policy.preference_fallback_s(category)
+
+
+def matching_ids(
+    policy: Policy, category: Category, pref: Preference
+) -> frozenset[str]:
+    """User IDs of the counsellors the route reaches who match ``pref``.
+
+    Busy, away or not: whether anybody could ever take the curhat. Worked out once
+    per category and preference, like the candidates.
+    """
+    return policy.derived(
+        ("routing.matching_ids", category.key, pref),
+        lambda: frozenset(c.user_id for c in _matching(policy, category, pref)),
+    )
+
+
+def _route(
+    policy: Policy,
+    category: Category,
+    loads: Mapping[str, Load],
+    declined: Set[str],
+    timed_out: Set[str],
+    duty: _Duty,
+    orders: _Orders,
+    language: str | None,
+    pref: Preference,
+) -> Choice | None:
+    """Rules 1 to 4 of the module for one preference."""
+    fresh, retry = _available(policy, category, pref, loads, declined, timed_out, duty)
     for group, new_round in ((fresh, False), (retry, True)):
         for lang in _language_passes(language):
             members = group if lang is None else _speaking(group, lang)

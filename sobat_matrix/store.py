@@ -164,6 +164,13 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE owned_rooms ADD COLUMN attempted_at REAL;
     """,
+    # The preference fallback: when a hand-over was asked (its wait starts then, not
+    # at the request), and when the warga was told their preference was let go of,
+    # so they are told once, across restarts.
+    """
+    ALTER TABLE cases ADD COLUMN handover_at REAL;
+    ALTER TABLE cases ADD COLUMN pref_relaxed_at REAL;
+    """,
 ]
 
 # A curhat's life. "waiting": no counsellor yet; "accepted": a counsellor said yes
@@ -210,10 +217,20 @@ class Case:
     handover_from: str | None = None
     handover_category: str | None = None
     handover_type: str | None = None
+    handover_at: float | None = None
+    # When the warga was told nobody matching their preference could take it in
+    # time and anyone may now; cleared when a hand-over starts looking again.
+    pref_relaxed_at: float | None = None
 
     @property
     def purpose(self) -> str:
         return case_purpose(self.id)
+
+    def search_started_at(self) -> float:
+        """Since when a counsellor is being looked for: the request or hand-over."""
+        if self.handover_from and self.handover_at is not None:
+            return self.handover_at
+        return self.requested_at
 
 
 @dataclass(frozen=True)

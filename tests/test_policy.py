@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from sobat_matrix.errors import ConfigError
 from sobat_matrix.policy import (
     DEFAULT_TIMEZONE,
+    NEVER,
     Counsellor,
     QueueRules,
     Referral,
@@ -443,7 +445,7 @@ def when_open(
             "    ask: [type, gender]\n    colour: blue",
             [
                 "p.yaml:19: categories.keluarga: unknown key 'colour' (expected one "
-                "of: label, description, ask, route, referral)"
+                "of: label, description, ask, route, referral, preference_fallback)"
             ],
             id="unknown-category-key",
         ),
@@ -1217,6 +1219,41 @@ def test_queue_join_timeout_loads(tmp_path: Path) -> None:
     assert policy.queue.join_timeout_s == 1200.0
 
 
+def test_preference_fallback_defaults_to_never(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, BASE))
+
+    keluarga = policy.categories[0]
+    assert keluarga.preference_fallback_s is None
+    assert policy.preference_fallback_s(keluarga) == NEVER == math.inf
+
+
+@pytest.mark.parametrize(
+    ("queue", "category", "expected"),
+    [
+        ("20m", None, 1200.0),
+        ("never", None, NEVER),
+        ("20m", "never", NEVER),
+        ("never", "1h", 3600.0),
+        (None, "90s", 90.0),
+    ],
+)
+def test_preference_fallback_loads(
+    tmp_path: Path, queue: str | None, category: str | None, expected: float
+) -> None:
+    text = BASE
+    if category is not None:
+        text = edit(
+            "    ask: [type, gender]",
+            f"    ask: [type, gender]\n    preference_fallback: {category}",
+        )
+    if queue is not None:
+        text += f"queue: {{preference_fallback: {queue}}}\n"
+
+    policy = load_policy(write(tmp_path, text))
+
+    assert policy.preference_fallback_s(policy.categories[0]) == expected
+
+
 def test_urgent_defaults(tmp_path: Path) -> None:
     text = BASE + 'urgent: {words: [bunuh diri], on_call: ["@rina:kota.test"]}\n'
 
@@ -1270,6 +1307,14 @@ LINK = 'expected a link starting with "https://" or "http://", got'
                 "'message'"
             ],
             id="referral-without-message",
+        ),
+        pytest.param(
+            at_end(REFERRAL + "    preference_fallback: 10m\n"),
+            [
+                "p.yaml:29: categories.pengaduan.preference_fallback: a referral "
+                "category asks no preference to fall back from"
+            ],
+            id="referral-with-preference-fallback",
         ),
         pytest.param(
             at_end(REFERRAL.replace("{id: Lewat SUPER., en", "{en")),
@@ -1442,6 +1487,22 @@ LINK = 'expected a link starting with "https://" or "http://", got'
             id="queue-round-pause-bare-number",
         ),
         pytest.param(
+            at_end("queue: {preference_fallback: tidak}\n"),
+            [f'p.yaml:24: queue.preference_fallback: {DURATION} "tidak"'],
+            id="queue-preference-fallback-word",
+        ),
+        pytest.param(
+            (
+                "    ask: [type, gender]",
+                "    ask: [type, gender]\n    preference_fallback: 15",
+            ),
+            [
+                "p.yaml:19: categories.keluarga.preference_fallback: "
+                f'{DURATION} "15" without a unit (s, m, h or d)'
+            ],
+            id="category-preference-fallback-bare-number",
+        ),
+        pytest.param(
             at_end("queue: {join_timeout: lima belas menit}\n"),
             [f'p.yaml:24: queue.join_timeout: {DURATION} "lima belas menit"'],
             id="queue-join-timeout-words",
@@ -1456,7 +1517,7 @@ LINK = 'expected a link starting with "https://" or "http://", got'
             [
                 "p.yaml:24: queue: unknown key 'limit' (expected one of: "
                 "max_waiting, estimate_per_place, notify_step, max_rounds, "
-                "round_pause, join_timeout)"
+                "round_pause, join_timeout, preference_fallback)"
             ],
             id="queue-unknown-key",
         ),

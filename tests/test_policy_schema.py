@@ -66,6 +66,7 @@ categories:
     label: {id: Umum, en: General}
     description: Apa saja.
     ask: [gender]
+    preference_fallback: 45m
     route:
       - {types: [psikolog], skills: [kdrt], languages: [su], genders: [perempuan],
          order: round_robin, timeout: 1h30m}
@@ -81,7 +82,8 @@ urgent:
   on_call_pools: [piket]
   parallel: 2
   timeout: 3m
-queue: {max_waiting: 30, estimate_per_place: 10m, notify_step: 2}
+queue: {max_waiting: 30, estimate_per_place: 10m, notify_step: 2,
+        preference_fallback: never}
 """
     assert error_paths(text) == set()
 
@@ -202,6 +204,18 @@ queue: {max_waiting: 30, estimate_per_place: 10m, notify_step: 2}
             "$.queue.estimate_per_place",
             id="queue-estimate-in-words",
         ),
+        pytest.param(
+            "  preference_fallback: never ",
+            "  preference_fallback: tidak pernah ",
+            "$.queue.preference_fallback",
+            id="queue-preference-fallback-in-words",
+        ),
+        pytest.param(
+            "    preference_fallback: 30m ",
+            "    preference_fallback: 30 ",
+            "$.categories.sosial.preference_fallback",
+            id="category-preference-fallback-bare-number",
+        ),
     ],
 )
 def test_plain_mistakes_are_refused_where_they_are(
@@ -243,6 +257,9 @@ categories:
             "    route: [{types: [psikolog], timeout: 5m}]\n",
             False,
             id="referral-and-route",
+        ),
+        pytest.param(
+            "    preference_fallback: 10m\n", False, id="referral-with-fallback"
         ),
     ],
 )

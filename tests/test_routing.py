@@ -15,10 +15,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from sobat_matrix.policy import (
+    NEVER,
     Category,
     Counsellor,
     DateRange,
     Policy,
+    QueueRules,
     Referral,
     RouteStep,
     Urgent,
@@ -1248,3 +1250,189 @@ def test_religion_options_in_file_order() -> None:
     ]
     assert religion_options(policy, category, Preference(type="keluarga")) == []
     assert religion_options(SAMPLE, SAMPLE.categories[0]) == ["islam"]
+
+
+# -- preference fallback --------------------------------------------------------------
+
+WANITA = Preference(gender="perempuan")
+# Two men on a morning shift, one woman at night: the woman is off duty by day.
+PRIA_PAGI = Counsellor(
+    "@pria:kota.test",
+    "pria",
+    ("psikolog",),
+    "laki-laki",
+    schedule=hours(**{d: ["08:00-16:00"] for d in WEEKDAYS}),
+)
+PRIA_PENUH = Counsellor(
+    "@penuh:kota.test", "penuh", ("psikolog",), "laki-laki", max_open=1
+)
+WANITA_MALAM = psychologist("wanita", schedule=hours(thu=["22:00-02:00"]))
+FALLBACK_15M = 900.0
+
+
+def fallback_policy(category_s: float | None, queue_s: float = NEVER) -> Policy:
+    """One psychologists' step over the three above, with the fallbacks given."""
+    policy = one_step_policy((WANITA_MALAM, PRIA_PAGI, PRIA_PENUH))
+    category = replace(policy.categories[0], preference_fallback_s=category_s)
+    return Policy(
+        policy.source,
+        policy.counsellor_types,
+        policy.counsellors,
+        (category,),
+        queue=QueueRules(preference_fallback_s=queue_s),
+    )
+
+
+THU_NIGHT = wib("2026-12-03 23:00")  # the woman is on duty
+MON_DAY = wib("2026-12-07 10:00")  # only the men are
+MON_EVENING = wib("2026-12-07 20:00")  # nobody is
+
+
+@pytest.mark.parametrize(
+    ("policy", "now", "waited_s", "loads", "expected"),
+    [
+        pytest.param(
+            fallback_policy(FALLBACK_15M),
+            THU_NIGHT,
+            3600.0,
+            {},
+            ("wanita", False),
+            id="match-found-no-fallback",
+        ),
+        pytest.param(
+            fallback_policy(FALLBACK_15M),
+            MON_DAY,
+            FALLBACK_15M - 1,
+            {},
+            None,
+            id="nobody-matches-fallback-not-reached",
+        ),
+        pytest.param(
+            fallback_policy(FALLBACK_15M),
+            MON_DAY,
+            FALLBACK_15M,
+            {},
+            ("pria", True),
+            id="fallback-reached-relaxed",
+        ),
+        pytest.param(
+            fallback_policy(FALLBACK_15M),
+            MON_DAY,
+            None,
+            {},
+            None,
+            id="no-wait-given-no-fallback",
+        ),
+        pytest.param(
+            fallback_policy(NEVER),
+            MON_DAY,
+            7 * 24 * 3600.0,
+            {},
+            None,
+            id="never",
+        ),
+        pytest.param(
+            fallback_policy(None, queue_s=FALLBACK_15M),
+            MON_DAY,
+            FALLBACK_15M,
+            {},
+            ("pria", True),
+            id="queue-default-applies",
+        ),
+        pytest.param(
+            fallback_policy(NEVER, queue_s=FALLBACK_15M),
+            MON_DAY,
+            FALLBACK_15M,
+            {},
+            None,
+            id="category-never-beats-queue",
+        ),
+        pytest.param(
+            fallback_policy(FALLBACK_15M),
+            MON_DAY,
+            FALLBACK_15M,
+            {"@pria:kota.test": Load(3)},
+            ("penuh", True),
+            id="relaxed-pass-respects-capacity",
+        ),
+        pytest.param(
+            fallback_policy(FALLBACK_15M),
+            MON_DAY,
+            FALLBACK_15M,
+            {"@pria:kota.test": Load(3), "@penuh:kota.test": Load(1)},
+            None,
+            id="relaxed-pass-everyone-full",
+        ),
+        pytest.param(
+            fallback_policy(FALLBACK_15M),
+            MON_EVENING,
+            FALLBACK_15M,
+            {"@penuh:kota.test": Load(1)},
+            None,
+            id="relaxed-pass-respects-schedules",
+        ),
+        pytest.param(
+            fallback_policy(FALLBACK_15M),
+            THU_NIGHT,
+            FALLBACK_15M,
+            {"@wanita:kota.test": Load(0, pending_offer=True)},
+            ("penuh", True),
+            id="matching-counsellor-busy-with-an-offer",
+        ),
+    ],
+)
+def test_preference_fallback(
+    policy: Policy,
+    now: datetime,
+    waited_s: float | None,
+    loads: dict[str, Load],
+    expected: tuple[str, bool] | None,
+) -> None:
+    choice = choose(
+        policy, "k", WANITA, loads, set(), set(), now=now, waited_s=waited_s
+    )
+
+    assert (choice and (choice.counsellor.name, choice.relaxed)) == expected
+
+
+def test_relaxed_pass_keeps_what_must_stay() -> None:
+    # A hand-over to a type keeps the type when the gender is let go of.
+    policy = replace_policy_fallback(make_policy((PSY_STEP, FAMILY_STEP)), 60.0)
+    wanted = Preference(type="keluarga", gender="laki-laki")
+
+    strict = choose(policy, "k0", wanted, {}, set(), set(), waited_s=59.0)
+    relaxed = choose(
+        policy,
+        "k0",
+        wanted,
+        {},
+        set(),
+        set(),
+        waited_s=60.0,
+        relaxed=Preference(type="keluarga"),
+    )
+
+    assert strict is None
+    assert relaxed == Choice(C, 1, 600.0, new_round=False, relaxed=True)
+
+
+def test_relaxed_pass_skips_who_declined_and_asks_timed_out_again() -> None:
+    policy = fallback_policy(FALLBACK_15M)
+    pria, penuh = PRIA_PAGI.user_id, PRIA_PENUH.user_id
+    options: dict[str, Any] = {"now": MON_DAY, "waited_s": FALLBACK_15M}
+
+    again = choose(policy, "k", WANITA, {}, {pria}, {penuh}, **options)
+    nobody = choose(policy, "k", WANITA, {}, {pria, penuh}, set(), **options)
+
+    assert again == Choice(PRIA_PENUH, 0, 300.0, new_round=True, relaxed=True)
+    assert nobody is None
+
+
+def replace_policy_fallback(policy: Policy, seconds: float) -> Policy:
+    return Policy(
+        policy.source,
+        policy.counsellor_types,
+        policy.counsellors,
+        policy.categories,
+        queue=QueueRules(preference_fallback_s=seconds),
+    )

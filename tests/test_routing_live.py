@@ -426,3 +426,52 @@ async def test_a_second_request_points_to_the_first(make) -> None:  # type: igno
     await sup.send_text(sup_room, "!antrean")
     queue = await sup.wait_for_text("curhat menunggu", room_id=sup_room, timeout=30)
     assert "1 curhat menunggu" in (queue.body or "")
+
+
+async def test_a_preference_nobody_can_meet_falls_back_and_the_warga_is_told(
+    make,
+) -> None:  # type: ignore[no-untyped-def]
+    # Keluarga asks for a gender and lets it go after 5 seconds.
+    world: BotWorld = await make(
+        lambda ids: live_policy(
+            ids,
+            keluarga_route="- types: [psikolog]\n        timeout: 5m",
+        ).replace(
+            "    label: {id: Keluarga, en: Family}\n",
+            "    label: {id: Keluarga, en: Family}\n"
+            "    ask: [gender]\n"
+            "    preference_fallback: 5s\n",
+        )
+    )
+    warga = world.warga
+    a, b = world.counsellors["a"], world.counsellors["b"]
+    a_duty, b_duty = await duty_room(a), await duty_room(b)
+
+    # Ani, the only woman, is away; the warga asks for a woman.
+    await a.send_text(a_duty, "!istirahat")
+    await a.wait_for_text("sedang istirahat", room_id=a_duty, timeout=30)
+    dm = await open_chat(world, warga)
+    await warga.wait_for_text("setuju", room_id=dm, timeout=60)
+    await warga.send_text(dm, "ya")
+    await warga.wait_for_text("Tentang apa", room_id=dm, timeout=30)
+    await warga.send_text(dm, "keluarga")
+    await warga.wait_for_text(
+        "konselor perempuan atau laki-laki", room_id=dm, timeout=30
+    )
+    await warga.send_text(dm, "perempuan")
+    received = await warga.wait_for_text("antrean nomor", room_id=dm, timeout=30)
+    code = CODE.search(received.body or "").group(1)  # type: ignore[union-attr]
+
+    # Past the fallback Budi gets the offer, saying so, and the warga is told once.
+    told = await warga.wait_for_text(
+        "belum ada konselor Perempuan", room_id=dm, timeout=60
+    )
+    assert f"#{code}" in (told.body or "") and "!batal" in (told.body or "")
+    offer = await b.wait_for_text(f"#{code}", room_id=b_duty, timeout=30)
+    assert "sesuai preferensi warga" in (offer.body or "")
+    await b.send_text(b_duty, f"!terima {code}")
+    await warga.wait_for_text("Konselor sudah siap", room_id=dm, timeout=60)
+    relaxed = [
+        e for e in warga.received if "belum ada konselor Perempuan" in (e.body or "")
+    ]
+    assert len(relaxed) == 1

@@ -196,6 +196,15 @@ def test_busy_counsellors_do_not_use_up_rounds(policy: Policy) -> None:
     assert step(rounds, again=None) == WAIT
 
 
+def test_the_last_round_waits_for_those_not_asked_in_it(policy: Policy) -> None:
+    # One round only: A let it lapse, B is busy and was never asked.
+    rounds = Rounds.of([offer(1, A, "timed_out", T0)])
+    one = QueueRules(max_rounds=1, round_pause_s=120.0)
+
+    assert step(rounds, rules=one) == WAIT
+    assert step(rounds, rules=one, reachable={A}) == NextStep(unserved=True)
+
+
 def test_rounds_played_out_with_real_routing(policy: Policy) -> None:
     """Nobody answers: A, B; pause; A, B; pause; A, B; then the warga is told."""
     offers: list[Offer] = []

@@ -4,14 +4,21 @@ One person sending the same request fifty times in ten seconds, or a script
 hammering a command, must not make the bot answer fifty times (each answer is an
 encrypted send) nor slow it for everyone else. Two rules, both per window:
 
-- An answer the bot already gave in a room is not given there again: a digest of
-  what the bot would say (never of what the person wrote) is kept in memory, and a
-  repeat is dropped without a word. Replies that differ ("1" for the type, then "1"
-  for the gender) are different answers and all go out.
+- The bot does not repeat, within the window, what it last answered in a room: a
+  digest of what it would say (never of what the person wrote) is kept in memory,
+  and a repeat is dropped without a word. Replies that differ ("1" for the type, then "1"
+  for the gender) are different answers and all go out; so is the same answer once
+  the bot has answered something else in between (a request cancelled and started
+  again gets the greeting again, seconds after the first).
 - Once a sender's messages in a room have drawn ``LIMIT`` different answers, the
   next message gets one short "slow down" notice instead, and the ones after it
   nothing, until the window has moved on; then one notice per window at most.
   Repeats dropped by the first rule do not count towards the limit.
+
+A known limit: only the room's latest answer is remembered, so a script that
+alternates two commands (or two people flooding one room with different ones)
+gets new answers each time until the per-sender limit stops it: at most
+``LIMIT`` answers and one notice per sender and window.
 
 Time is the events' own server timestamps, so a backlog handled at once after a
 restart is not taken for a flood. Everything here lives in memory only and is gone
@@ -60,7 +67,8 @@ class FloodGuard:
         self.window_ms = window_ms
         self._answered: dict[tuple[str, str], deque[int]] = {}
         self._warned_ms: dict[tuple[str, str], int] = {}
-        self._given: dict[tuple[str, bytes], int] = {}
+        # Per room: when the latest answer there was given, and what it held.
+        self._last: dict[str, tuple[int, frozenset[bytes]]] = {}
         self._swept_ms = 0
 
     def admit(self, room_id: str, sender: str, sent_ms: int) -> Verdict:
@@ -82,13 +90,17 @@ class FloodGuard:
         self._recent((room_id, sender), sent_ms).append(sent_ms)
 
     def repeated(self, room_id: str, answer: bytes, sent_ms: int) -> bool:
-        """Whether this answer was given in this room within the window."""
-        given_ms = self._given.get((room_id, answer))
-        return given_ms is not None and sent_ms - given_ms < self.window_ms
+        """Whether this is what the bot last answered in this room, in the window."""
+        last = self._last.get(room_id)
+        return (
+            last is not None
+            and sent_ms - last[0] < self.window_ms
+            and answer in last[1]
+        )
 
-    def given(self, room_id: str, answer: bytes, sent_ms: int) -> None:
-        """This answer went (or is about to go) to this room."""
-        self._given[(room_id, answer)] = sent_ms
+    def given(self, room_id: str, answers: frozenset[bytes], sent_ms: int) -> None:
+        """These answers, or some of them, went (or are about to go) to this room."""
+        self._last[room_id] = (sent_ms, answers)
 
     def _recent(self, key: tuple[str, str], now_ms: int) -> deque[int]:
         times = self._answered.setdefault(key, deque())
@@ -102,7 +114,7 @@ class FloodGuard:
             return
         self._swept_ms = now_ms
         old_ms = now_ms - self.window_ms
-        self._given = {k: t for k, t in self._given.items() if t > old_ms}
+        self._last = {k: last for k, last in self._last.items() if last[0] > old_ms}
         self._warned_ms = {k: t for k, t in self._warned_ms.items() if t > old_ms}
         self._answered = {
             k: times
@@ -126,7 +138,10 @@ class Reply:
         self.sent_ms = sent_ms
         self._admitted = False
         self._open = True
-        self._answers: list[tuple[str, bytes]] = []
+        # Per room, everything this event is answered with there, and the rooms
+        # where some of it is new.
+        self._answers: dict[str, list[bytes]] = {}
+        self._new_in: set[str] = set()
 
     def admit(self) -> Verdict:
         """Ask the guard whether the sender, now known, is to be answered."""
@@ -142,18 +157,21 @@ class Reply:
         """
         if not self._open:
             return True
-        if (room_id, answer) in self._answers or self.guard.repeated(
-            room_id, answer, self.sent_ms
-        ):
+        meant = self._answers.setdefault(room_id, [])
+        if answer in meant:
             return False
-        self._answers.append((room_id, answer))
+        meant.append(answer)
+        if self.guard.repeated(room_id, answer, self.sent_ms):
+            return False
+        self._new_in.add(room_id)
         return True
 
     def commit(self) -> None:
         """The answers were queued for good: remember them, and count the message."""
-        for room_id, answer in self._answers:
-            self.guard.given(room_id, answer, self.sent_ms)
-        if self._admitted and self._answers:
+        for room_id in self._new_in:
+            answers = frozenset(self._answers[room_id])
+            self.guard.given(room_id, answers, self.sent_ms)
+        if self._admitted and self._new_in:
             self.guard.count(self.room_id, self.sender, self.sent_ms)
         self.close()
 
@@ -161,6 +179,7 @@ class Reply:
         """The event is handled; nothing more is part of this reply."""
         self._open = False
         self._answers.clear()
+        self._new_in.clear()
 
 
 _current: ContextVar[Reply | None] = ContextVar("sobat_reply", default=None)

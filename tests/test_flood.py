@@ -88,6 +88,12 @@ def run(
         ),
         pytest.param(
             3,
+            [(0, "@w", "greeting"), (1, "@w", "cancelled"), (2, "@w", "greeting")],
+            ["greeting", "cancelled", "greeting"],
+            id="the-same-answer-after-another-one",
+        ),
+        pytest.param(
+            3,
             [(0, "@w", "status"), (60_000, "@w", "status")],
             ["status", "status"],
             id="asked-again-a-minute-later",
@@ -292,6 +298,22 @@ async def test_the_same_words_in_a_row_answering_different_questions(
     assert "Tentang apa" in answers[0]
     assert answers[1] == h.intake.ask_type(h.rt.policy.categories[0])
     assert answers[2].startswith("Terima kasih. Permintaan curhat Anda")
+
+
+async def test_a_request_cancelled_and_started_again_is_greeted_again(
+    h: Handlers,
+) -> None:
+    greeting = h.intake.greeting().texts
+    for i, body in enumerate(("ya", "ekonomi", "batal", "halo", "ya")):
+        await h.on_event(OTHER_DM, text(OTHER, body, START_MS + i * STEP_MS))
+
+    answers = await said(h, OTHER_DM)
+    assert len(answers) == 4 + len(greeting), answers
+    question, received, cancelled, *again, question_again = answers
+    assert "Tentang apa" in question and question_again == question
+    assert received.startswith("Terima kasih. Permintaan curhat Anda")
+    assert "dibatalkan" in cancelled
+    assert again == greeting
 
 
 async def test_a_status_flood_gets_one_answer_and_a_minute_later_another(

@@ -231,7 +231,7 @@ def text(sender: str, body: str, sent_ms: int, msgtype: str = "m.text") -> Event
 
 
 @pytest.fixture
-async def handlers(tmp_path: Path) -> AsyncIterator[Handlers]:
+async def h(tmp_path: Path) -> AsyncIterator[Handlers]:
     """Handlers of a bot with two warga mid-intake, a duty room and the supervisors'."""
     path = tmp_path / "policy.yaml"
     path.write_text(policy_text(IDS))
@@ -398,11 +398,6 @@ async def test_notices_and_the_bots_own_messages_are_no_commands(
     async with h.rt.store.tx() as tx:
         assert await tx.availability() == {}
         assert await tx.all_cases(0) == []
-
-
-@pytest.fixture
-def h(handlers: Handlers) -> Handlers:
-    return handlers
 
 
 # -- the whole bot on Synapse ----------------------------------------------------------

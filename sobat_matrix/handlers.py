@@ -27,7 +27,8 @@ from . import intake as intake_steps
 from .commands import Command, parse
 from .crashpoints import crash_point
 from .curhat import new_code
-from .flood import FloodGuard, Verdict
+from .flood import FloodGuard, Reply, Verdict, replying
+from .flood import current as current_reply
 from .intake import Intake
 from .routing import Load, choose_on_call, next_opening, service_open
 from .runtime import Runtime
@@ -72,7 +73,12 @@ class Handlers:
         )
 
     async def on_event(self, room_id: str, event: Event) -> None:
-        """Handle one timeline event of a joined room, once."""
+        """Handle one timeline event of a joined room, once.
+
+        What the bot answers goes through the flood guard: an answer it just gave
+        in the room is not given again, and the guard learns of the answers only
+        once the transaction that queued them has committed.
+        """
         rt = self.rt
         own_join = (
             isinstance(event, RoomMemberEvent)
@@ -82,38 +88,46 @@ class Handlers:
         if event.sender == rt.bot and not own_join:
             return
 
-        async with rt.store.tx() as tx:
-            if not await tx.claim_event(event.event_id):
-                return
-            chat = await tx.direct_chat(room_id)
-            if chat is not None:
-                if await self._flooded(tx, room_id, event):
-                    return
-                await self._direct(tx, chat, event, own_join)
-                return
-            owned = await tx.owned_room_by_id(room_id)
-            if owned is None or own_join:
-                return
-            # People talk freely in a curhat room; elsewhere they talk to the bot.
-            if not owned.purpose.startswith("case:") and await self._flooded(
-                tx, room_id, event
-            ):
-                return
-            if owned.purpose.startswith("case:"):
-                await self._curhat(tx, int(owned.purpose[5:]), room_id, event)
-            elif owned.purpose.startswith("duty:"):
-                await self._duty(tx, owned.purpose[5:], room_id, event)
-            elif owned.purpose == SUPERVISORS_PURPOSE:
-                await self._supervisors(tx, room_id, event)
+        reply = Reply(self.flood, room_id, event.sender, event.server_timestamp)
+        with replying(reply):
+            async with rt.store.tx() as tx:
+                await self._dispatch(tx, room_id, event, own_join)
+            reply.commit()
 
-    async def _flooded(self, tx: Tx, room_id: str, event: Event) -> bool:
-        """True if this message is part of a flood the bot no longer answers."""
-        if not isinstance(event, RoomMessageText | ReactionEvent):
-            return False
-        verdict = self.flood.check(room_id, event.sender, event.server_timestamp)
-        if verdict is Verdict.WARN:
+    async def _dispatch(
+        self, tx: Tx, room_id: str, event: Event, own_join: bool
+    ) -> None:
+        if not await tx.claim_event(event.event_id):
+            return
+        chat = await tx.direct_chat(room_id)
+        if chat is not None:
+            await self._direct(tx, chat, event, own_join)
+            return
+
+        owned = await tx.owned_room_by_id(room_id)
+        if owned is None or own_join:
+            return
+        if owned.purpose.startswith("case:"):
+            await self._curhat(tx, int(owned.purpose[5:]), room_id, event)
+        elif owned.purpose.startswith("duty:"):
+            await self._duty(tx, owned.purpose[5:], room_id, event)
+        elif owned.purpose == SUPERVISORS_PURPOSE:
+            await self._supervisors(tx, room_id, event)
+
+    async def _flooded(self, tx: Tx, room_id: str, *, urgent: bool = False) -> bool:
+        """True if the sender, whose role is now known, is flooding the bot.
+
+        Asked only once the handler knows the sender is someone it answers, so a
+        stranger cannot draw the warning and one person's flood silences nobody
+        else. The first message past the limit gets the "slow down" notice; the
+        rest of the window, nothing. Urgent words always go through.
+        """
+        reply = current_reply()
+        assert reply is not None, "handled outside on_event"
+        verdict = reply.admit()
+        if verdict is Verdict.WARN and not urgent:
             await self.rt.say(tx, room_id, self.rt.text("flood.slow_down"))
-        return verdict is not Verdict.ANSWER
+        return verdict is not Verdict.ANSWER and not urgent
 
     # -- a warga's direct chat -------------------------------------------------------
 
@@ -153,6 +167,14 @@ class Handlers:
         if isinstance(event, RoomMemberEvent) and event.membership in ("leave", "ban"):
             await tx.update_direct_chat(chat.room_id, step="gone")
             return
+        # A notice is what bots send, and never a command or an answer.
+        if isinstance(event, RoomMessageNotice) or not isinstance(
+            event, RoomMessage | ReactionEvent
+        ):
+            return
+        urgent = isinstance(event, RoomMessageText) and rt.is_urgent(event.body)
+        if await self._flooded(tx, chat.room_id, urgent=urgent):
+            return
         if isinstance(event, ReactionEvent):
             if chat.step == "rating" and event.reacts_to == chat.rating_event_id:
                 rating = RATING_KEYS.get(event.key)
@@ -160,11 +182,8 @@ class Handlers:
                     await self._rate(tx, chat, rating)
             return
         if not isinstance(event, RoomMessageText):
-            if isinstance(event, RoomMessage) and not isinstance(
-                event, RoomMessageNotice
-            ):
-                # A picture, file or voice note: not read, not kept; ask for text.
-                await rt.say(tx, chat.room_id, rt.text("intake.text_only"))
+            # A picture, file or voice note: not read, not kept; ask for text.
+            await rt.say(tx, chat.room_id, rt.text("intake.text_only"))
             return
 
         body = event.body
@@ -632,7 +651,8 @@ class Handlers:
         if role is None or not isinstance(event, RoomMessageText):
             return
         command = parse(event.body)
-        if command is None:
+        # People talk freely in a curhat room: only commands draw an answer.
+        if command is None or await self._flooded(tx, room_id):
             return
         table_role = commands.WARGA if role == "warga" else commands.COUNSELLOR
         verdict = commands.decide(command.name, table_role, commands.CURHAT)
@@ -667,7 +687,11 @@ class Handlers:
             rt.recheck.add(counsellor)
             rt.wake_reconciler.set()
             return
-        if event.sender != counsellor:
+        if event.sender != counsellor or not isinstance(
+            event, RoomMessageText | ReactionEvent
+        ):
+            return
+        if await self._flooded(tx, room_id):
             return
 
         if isinstance(event, ReactionEvent):
@@ -680,8 +704,6 @@ class Handlers:
                 await duty.answer_offer(rt, tx, room_id, offer, accept=False)
             return
 
-        if not isinstance(event, RoomMessageText):
-            return
         command = parse(event.body)
         if command is None:
             return
@@ -710,7 +732,7 @@ class Handlers:
         # Someone in the room who is not a listed supervisor gets nothing at all.
         if event.sender not in rt.config.supervisors:
             return
-        if not isinstance(event, RoomMessageText):
+        if not isinstance(event, RoomMessageText) or await self._flooded(tx, room_id):
             return
         command = parse(event.body)
         if command is None:

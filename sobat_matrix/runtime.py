@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import flood
 from .config import Config
 from .i18n import Catalog
 from .matrix import Matrix
 from .policy import Policy, localized
 from .store import SUPERVISORS_PURPOSE, Store, Tx
 from .urgent import UrgentMatcher
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,8 +58,17 @@ class Runtime:
         """Queue a notice in the same transaction as the change it reports.
 
         The outbox sends it once the transaction has committed; a crash in between
-        sends it after the restart, with the same transaction ID.
+        sends it after the restart, with the same transaction ID. While an event is
+        handled, an answer the bot just gave in the same room is dropped instead
+        (see flood.py).
         """
+        reply = flood.current()
+        if reply is not None and not reply.fresh(
+            room_id, flood.digest(text, html, ref)
+        ):
+            logger.debug("repeated answer to room %s not sent", room_id)
+            return
+
         content: dict[str, Any] = {"msgtype": "m.notice", "body": text}
         if html is not None:
             content["format"] = "org.matrix.custom.html"

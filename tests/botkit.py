@@ -11,10 +11,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sobat_matrix.devserver import DevServer
 from sobat_matrix.devtools import Actor
 from sobat_matrix.devtools.stage import Stage
+from sobat_matrix.flood import WINDOW_MS
 from sobat_matrix.service import Service
 
 _numbers = itertools.count(1)
@@ -172,6 +174,32 @@ async def first_offer(counsellors: Iterable[Actor], code: str) -> tuple[Actor, A
     await asyncio.gather(*pending, return_exceptions=True)
     task = done.pop()
     return tasks[task], task.result()
+
+
+async def server_times(actor: Actor, room_id: str, event_ids: list[str]) -> list[int]:
+    """The server's timestamps of events the actor sent: the bot's clock for them."""
+    times = []
+    for event_id in event_ids:
+        path = f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/event/"
+        status, event = await actor._raw("GET", path + quote(event_id, safe=""), None)
+        assert status == 200, event
+        times.append(int(event["origin_server_ts"]))
+    return times
+
+
+def windows(times_ms: list[int]) -> int:
+    """How often one question asked at these times is answered: once per window.
+
+    A flood sent within ten seconds is one window; a slow machine that stretches
+    it past that gets one more answer per further window, as a person would.
+    """
+    answered = 0
+    last_ms: int | None = None
+    for sent_ms in sorted(times_ms):
+        if last_ms is None or sent_ms - last_ms >= WINDOW_MS:
+            answered += 1
+            last_ms = sent_ms
+    return answered
 
 
 class LogCapture(logging.Handler):

@@ -31,8 +31,9 @@ from .botkit import CODE, BotWorld, LogCapture, first_offer, make_world
 
 pytestmark = pytest.mark.integration
 
-# The flood guard answers ten messages per sender in ten seconds; a payload every
-# 1.2 s stays under it, so every reply the bot gives is a reply to the payload.
+# The flood guard gives a sender ten different answers in ten seconds; a payload
+# every 1.2 s stays under it, so every reply the bot gives is a reply to a payload
+# (a reply it gave in the room less than ten seconds before is not given again).
 PACE_S = 1.2
 LONG_BODY_CHARS = 50_000
 # Synapse refuses events over 64 KiB; encrypted and base64-encoded, 50 KB of text is

@@ -443,12 +443,19 @@ class Handlers:
         text that carries nothing about anyone, into a chat that is not encrypted.
         """
         text = self.rt.text(key)
-        await self.rt.matrix.send(
-            room_id,
-            {"msgtype": "m.notice", "body": text},
-            f"refuse-{room_id}",
-            allow_plaintext=plaintext,
-        )
+        try:
+            await self.rt.matrix.send(
+                room_id,
+                {"msgtype": "m.notice", "body": text},
+                f"refuse-{room_id}",
+                allow_plaintext=plaintext,
+            )
+        except Exception as exc:  # noqa: BLE001 - leaving matters more than saying
+            # A chat found not private after it was found not encrypted (a second
+            # refusal) cannot take the encrypted text; the bot leaves all the same.
+            logger.warning(
+                "could not say why before leaving %s: %s", room_id, type(exc).__name__
+            )
         await self.rt.matrix.leave(room_id)
         logger.info("left direct chat %s (%s)", room_id, key)
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from sobat_matrix import curhat
 from sobat_matrix.commands import Command
 from sobat_matrix.commands import parse as parse_command
 from sobat_matrix.curhat import CODE_ALPHABET, new_code, waited
+from sobat_matrix.handlers import Handlers
+from sobat_matrix.matrix import NotEncrypted
 
 LOOK_ALIKES = "0O1I"
 
@@ -87,3 +91,25 @@ def test_new_code_comes_from_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_waited(seconds: float, text: str) -> None:
     assert waited(seconds) == text
+
+
+async def test_a_refused_chat_is_left_even_when_the_reason_cannot_be_sent() -> None:
+    """An unencrypted chat refused a second time: the encrypted send fails, yet the
+    bot must not stay in a chat it stopped serving."""
+    left: list[str] = []
+
+    async def send(*args: object, **kwargs: object) -> None:
+        raise NotEncrypted("!dm:kota.test")
+
+    async def leave(room_id: str) -> None:
+        left.append(room_id)
+
+    handlers = Handlers.__new__(Handlers)
+    handlers.rt = SimpleNamespace(  # type: ignore[assignment]
+        text=lambda key, **kw: key,
+        matrix=SimpleNamespace(send=send, leave=leave),
+    )
+
+    await handlers._say_and_leave("!dm:kota.test", "intake.not_private", False)
+
+    assert left == ["!dm:kota.test"]

@@ -80,6 +80,10 @@ class Handlers:
         )
         if event.sender == rt.bot and not own_join:
             return
+        # Bots write m.notice (this one does): never a command or an answer, from
+        # anyone. A bot that writes m.text cannot be told from a person.
+        if isinstance(event, RoomMessageNotice):
+            return
 
         async with rt.store.tx() as tx:
             if not await tx.claim_event(event.event_id):

@@ -152,7 +152,8 @@ class MetricsConfig:
 class SecretsConfig:
     """Keys the bot needs besides its password; ``None`` where none was given.
 
-    ``store_key`` protects nio's E2EE store; ``pseudonym_secret`` is for keyed
+    ``store_key`` encrypts the Olm and Megolm secrets in nio's E2EE store, not the
+    rest of it (see docs/threat-model.md); ``pseudonym_secret`` is for keyed
     hashes that stand for a person without naming them. A missing one is made
     once in ``data_dir`` by :func:`with_data_dir_secrets`.
     """

@@ -87,6 +87,10 @@ class Handlers:
         )
         if event.sender == rt.bot and not own_join:
             return
+        # Bots write m.notice (this one does): never a command or an answer, from
+        # anyone. A bot that writes m.text cannot be told from a person.
+        if isinstance(event, RoomMessageNotice):
+            return
 
         reply = Reply(self.flood, room_id, event.sender, event.server_timestamp)
         with replying(reply):

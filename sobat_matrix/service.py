@@ -4,8 +4,9 @@ The sync loop is ours, not nio's ``sync_forever``: the sync token is saved in ou
 database only after every event of that sync has been recorded, so a crash replays
 the sync instead of skipping it (nio would save the token before its callbacks run),
 and handled event IDs make the replay harmless. Handlers only write to the database;
-the reconciler and the outbox do the slow work in their own tasks, so the loop keeps
-syncing while a room is being created or a send waits out a rate limit.
+the reconciler, the outbox and nio's E2EE chores do the slow work in their own
+tasks, so the loop keeps syncing while a room is being created or a send or a key
+upload waits out a rate limit.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class Service:
         self.sync_stall_s = sync_stall_s
         self._sync_task: asyncio.Task[None] | None = None
         self._sync_beat = time.monotonic()
+        self._chores_due = asyncio.Event()
 
     async def start(self) -> None:
         """Connect, catch up with everything since the last run, start the workers."""
@@ -159,6 +161,7 @@ class Service:
         await self.handle_sync(resp, since=token)
 
         self.tasks.spawn("staff rooms", self.reconciler.ensure_staff_members())
+        self.tasks.spawn("e2ee housekeeping", self._housekeeping())
         self._start_sync_loop()
         self.tasks.spawn("sync watchdog", self._watch_sync())
         self.tasks.spawn("reconciler", self.reconciler.run())
@@ -336,7 +339,7 @@ class Service:
 
         async with rt.store.tx() as tx:
             await tx.set_meta(SYNC_TOKEN_KEY, resp.next_batch)
-        await rt.matrix.housekeeping()
+        self._chores_due.set()
         rt.wake_reconciler.set()
 
     async def _fetch_gap(self, room_id: str, prev_batch: str, since: str) -> list[Any]:
@@ -386,6 +389,23 @@ class Service:
             if isinstance(event, MegolmEvent) and not event.room_id:
                 event.room_id = room_id
         return found.events
+
+    async def _housekeeping(self) -> None:
+        """nio's E2EE chores after a sync, one run at a time, beside the sync loop.
+
+        They are nio calls, and nio waits out a 429 inside the call (up to
+        ``MAX_RATE_LIMIT_RETRIES`` waits of ``MAX_RETRY_WAIT_S``): in the sync loop
+        that would keep every room waiting and get the loop restarted by the
+        watchdog. Syncs that finish while a run waits are folded into the next run.
+        """
+        assert self.rt is not None
+        while True:
+            await self._chores_due.wait()
+            self._chores_due.clear()
+            try:
+                await self.rt.matrix.housekeeping()
+            except Exception as exc:  # noqa: BLE001 - tried again after the next sync
+                logger.warning("E2EE housekeeping failed (%s)", type(exc).__name__)
 
     async def _fenced(self, handler: Any, *args: Any) -> None:
         """Run one handler; a failure is logged with IDs and the loop goes on."""

@@ -786,3 +786,59 @@ def test_example_secrets_load_when_uncommented(tmp_path: Path) -> None:
 
     assert config.secrets.store_key == Secret(STORE_KEY)
     assert config.secrets.pseudonym_secret == Secret(PSEUDONYM)
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ("", 30),
+        ("privacy: {}\n", 30),
+        ("privacy:\n  forget_after_days: 1\n", 1),
+        ("privacy:\n  forget_after_days: 365\n", 365),
+    ],
+    ids=["no-section", "empty-section", "one-day", "a-year"],
+)
+def test_forget_after_days(tmp_path: Path, section: str, expected: int) -> None:
+    config = load(tmp_path, BASE + section)
+
+    assert config.privacy.forget_after_days == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "must be at least 1, got 0"),
+        ("-5", "must be at least 1, got -5"),
+        ('"30 days"', "expected an integer, got a string"),
+        ('"30"', "expected an integer, got a string"),
+        ("30.5", "expected an integer, got a number"),
+        ("[30]", "expected an integer, got a list"),
+        ("true", "expected an integer, got true/false"),
+        ("", "expected an integer, got nothing"),
+    ],
+    ids=[
+        "zero",
+        "negative",
+        "with-unit",
+        "quoted",
+        "fraction",
+        "list",
+        "bool",
+        "empty",
+    ],
+)
+def test_bad_forget_after_days(tmp_path: Path, value: str, message: str) -> None:
+    text = BASE + f"privacy:\n  forget_after_days: {value}\n"
+
+    assert problems_of(tmp_path, text) == [
+        f"c.yaml:10: privacy.forget_after_days: {message}"
+    ]
+
+
+def test_unknown_privacy_key(tmp_path: Path) -> None:
+    text = BASE + "privacy:\n  forget_after: 30\n"
+
+    assert problems_of(tmp_path, text) == [
+        "c.yaml:10: privacy: unknown key 'forget_after' (expected one of: "
+        "forget_after_days)"
+    ]

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from nio import JoinError
+from nio import JoinError, RoomInviteError, RoomPutStateError
 
 from sobat_matrix import logsetup
 from sobat_matrix.devserver import DevServer
@@ -172,6 +172,15 @@ async def test_whole_curhat_encrypted_end_to_end(
     assert power["invite"] == power["kick"] == power["state_default"] == 100
     assert power["events_default"] == 0
     assert all(level < 100 for user, level in power["users"].items() if user != bot)
+
+    # Neither of them can change the room or bring anyone else into it.
+    renamed = await warga.client.room_put_state(room, "m.room.name", {"name": "x"})
+    assert isinstance(renamed, RoomPutStateError)
+    opened = await c.client.room_put_state(
+        room, "m.room.join_rules", {"join_rule": "public"}
+    )
+    assert isinstance(opened, RoomPutStateError)
+    assert isinstance(await c.client.room_invite(room, a.user_id), RoomInviteError)
 
     # Neither the counsellor who declined nor the one who timed out ever was a member.
     ever = {e["state_key"] for e in state if e["type"] == "m.room.member"}

@@ -63,3 +63,37 @@ def test_run_refuses_an_invalid_policy_before_connecting(
 
     assert main(["run", "--config", str(_config(tmp_path, policy))]) == EXIT_CONFIG
     assert f"{policy}:2:" in capsys.readouterr().err
+
+
+def test_check_takes_a_policy_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = ROOT / "policies" / "sukabumi.yaml"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        sample.read_text(encoding="utf-8").replace("timeout: 10m ", "timeout: 10 ", 1),
+        encoding="utf-8",
+    )
+
+    assert main(["check", "--policy", str(sample)]) == 0
+    assert capsys.readouterr().out == f"{sample}: OK (4 counsellors, 4 categories)\n"
+    assert main(["check", "--policy", str(broken)]) == EXIT_CONFIG
+    (problem,) = capsys.readouterr().err.splitlines()
+    assert problem.startswith(f"{broken}:") and "timeout" in problem
+
+
+def test_check_says_when_run_would_miss_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SOBAT_BOT_PASSWORD", raising=False)
+    policy = tmp_path / "sukabumi.yaml"
+    shutil.copy(ROOT / "policies" / "sukabumi.yaml", policy)
+    config = _config(tmp_path, policy)
+    config.write_text(
+        config.read_text(encoding="utf-8").replace('password: "s3cret-for-tests"', ""),
+        encoding="utf-8",
+    )
+
+    assert main(["check", "--config", str(config)]) == 0
+    assert "no bot password here" in capsys.readouterr().err
+    assert main(["run", "--config", str(config)]) == EXIT_CONFIG

@@ -18,6 +18,7 @@ leaves either all of a step or none of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -874,15 +875,28 @@ class Store:
     async def close(self) -> None:
         await self._db.close()
 
+    async def _begin(self) -> None:
+        """BEGIN, undone again if the task is cancelled while it runs.
+
+        aiosqlite runs the BEGIN on its own thread, which a cancelled task does not
+        stop: left there, the open transaction would make every later BEGIN fail
+        ("cannot start a transaction within a transaction"). The sync watchdog
+        cancels a stuck sync loop, which may be just here.
+        """
+        begin = asyncio.ensure_future(self._db.execute("BEGIN IMMEDIATE"))
+        try:
+            await asyncio.shield(begin)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await begin
+                await self._db.execute("ROLLBACK")
+            raise
+
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:
         """One transaction: committed on success, rolled back on any exception."""
         async with self._lock:
-            # TODO(store): a task cancelled while aiosqlite's thread runs this
-            # BEGIN gets CancelledError before the try, so nothing rolls back and
-            # every later BEGIN fails ("cannot start a transaction within a
-            # transaction"). Only stop and the sync watchdog cancel tasks today.
-            await self._db.execute("BEGIN IMMEDIATE")
+            await self._begin()
             try:
                 yield Tx(self._db, self._pseudonym_of)
             except BaseException:

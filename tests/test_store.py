@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -421,3 +423,25 @@ async def test_without_a_key_no_pseudonym_is_written(db_path: Path) -> None:
 
     assert case.warga_ref is None
     assert previous == BUDI
+
+
+async def test_a_task_cancelled_in_its_begin_leaves_the_store_usable(
+    store: Store,
+) -> None:
+    """The watchdog may cancel a sync loop while its transaction is starting."""
+
+    async def one_tx() -> None:
+        async with store.tx() as tx:
+            await tx.set_meta("k", "v")
+
+    for _ in range(20):
+        task = asyncio.create_task(one_tx())
+        await asyncio.sleep(0)  # the task is now waiting for its BEGIN
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async with store.tx() as tx:
+        await tx.set_meta("after", "ok")
+    async with store.tx() as tx:
+        assert await tx.get_meta("after") == "ok"

@@ -598,8 +598,9 @@ class Reconciler:
         if local is None or not local.encrypted:
             # Not synced as encrypted yet: the outbox would refuse the notice.
             return
-        if not set(rt.config.supervisors) <= set(local.users):
-            # Sent before they are in, it could never be decrypted by them.
+        if not set(rt.config.supervisors) <= self._joined_members(room.room_id):
+            # Sent before they are in, it is hidden from them ("joined" history).
+            # Invited is not in: the admin join API invites before it joins.
             return
         for user_id in sorted(self._to_tell):
             reason = self.unusable.get(user_id)

@@ -549,3 +549,44 @@ async def test_unanswered_offers_move_on_and_nobody_is_asked_twice(
     ]
     assert len(offers_to_a) == 2, offers_to_a  # one offer, one "kedaluwarsa"
     assert sum("kedaluwarsa" in body for body in offers_to_a) == 1
+
+
+async def test_supervisors_invited_but_not_joined_are_not_told_yet(
+    tmp_path: Path,
+) -> None:
+    """Synapse's admin join invites first: a notice sent then is hidden from them."""
+    store = await Store.open(tmp_path / "bot.db")
+    try:
+        room = SimpleNamespace(
+            encrypted=True,
+            users={"@sobat:kota.test": None, "@pengawas:kota.test": None},
+            invited_users={"@pengawas:kota.test": None},
+        )
+        told: list[str] = []
+
+        async def tell_supervisors(tx: Any, text: str) -> bool:
+            told.append(text)
+            return True
+
+        rec = reconciler({}, admin=True)
+        rec.rt.store = store
+        rec.rt.text = lambda key, **kw: f"{key} {kw.get('counsellor', '')}"
+        rec.rt.config = SimpleNamespace(supervisors=("@pengawas:kota.test",))
+        rec.rt.matrix.client = SimpleNamespace(rooms={"!sup:kota.test": room})
+        rec.rt.tell_supervisors = tell_supervisors
+        rec.unusable[A] = NOT_FOUND
+        rec._to_tell.add(A)
+        async with store.tx() as tx:
+            await tx.want_room("supervisors", "tok")
+            await tx.set_room_id("supervisors", "!sup:kota.test")
+
+        async with store.tx() as tx:
+            await rec._tell_unusable(tx)
+        assert told == []
+
+        room.invited_users = {}
+        async with store.tx() as tx:
+            await rec._tell_unusable(tx)
+        assert len(told) == 1 and A in told[0]
+    finally:
+        await store.close()

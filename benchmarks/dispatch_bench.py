@@ -96,12 +96,20 @@ async def run(waiting: int, passes: int, seed: int) -> tuple[list[float], list[f
         path = Path(folder) / "bench.yaml"
         path.write_text(policy_yaml(rng), encoding="utf-8")
         store = await Store.open(Path(folder) / "bench.db")
+        policy = load_policy(path)
+        # Every counsellor is in their duty room, as the last sync would show.
+        duty_rooms = {
+            f"!duty-{c.user_id}": SimpleNamespace(
+                users={c.user_id: None}, invited_users={}
+            )
+            for c in policy.counsellors
+        }
         rt = Runtime(
             config=None,  # type: ignore[arg-type]
-            policy=load_policy(path),
+            policy=policy,
             catalog=Catalog("id"),
             store=store,
-            matrix=SimpleNamespace(client=SimpleNamespace(rooms={})),  # type: ignore[arg-type]
+            matrix=SimpleNamespace(client=SimpleNamespace(rooms=duty_rooms)),  # type: ignore[arg-type]
         )
         await fill(store, rt, rng, waiting)
         reconciler = Reconciler(rt)

@@ -786,7 +786,13 @@ class Reconciler:
                 # Not checked yet, or cannot be brought in: no offer can reach them.
                 continue
             duty = await tx.owned_room(duty_purpose(counsellor.user_id))
-            if duty and duty.room_id and not duty.closed:
+            if (
+                duty
+                and duty.room_id
+                and not duty.closed
+                # An offer sent before they joined would be hidden from them.
+                and counsellor.user_id in self._joined_members(duty.room_id)
+            ):
                 duty_rooms[counsellor.user_id] = duty.room_id
         unusable = set(self.unusable)
         # Until every counsellor was looked up, "nobody is free" may not be true.

@@ -329,11 +329,14 @@ class Service:
                 events = await self._fetch_gap(room_id, timeline.prev_batch, since)
                 events.extend(timeline.events)
             for event in events:
+                if history_only:
+                    # Not even kept for a late key: history from before this
+                    # store is not the bot's to act on, encrypted or not.
+                    continue
                 if isinstance(event, MegolmEvent):
                     await self._keep_late(room_id, event)
                     continue
-                if not history_only:
-                    await self._fenced(self.handlers.on_event, room_id, event)
+                await self._fenced(self.handlers.on_event, room_id, event)
 
         await self._retry_late()
 

@@ -24,6 +24,7 @@ from urllib.parse import quote
 from . import rooms
 from .crashpoints import crash_point
 from .duty import handover_told_key, tell_duty
+from .intake import language_label
 from .matrix import MatrixError
 from .policy import QueueRules
 from .routing import (
@@ -859,10 +860,11 @@ class Reconciler:
             routed = policy.category(category)
             if routed is None:
                 continue
-            # A hand-over keeps the warga's gender and religion: they asked for them,
-            # whoever takes the curhat over. Its counsellor type is the counsellor's
-            # decision, so the fallback never lets go of it; the warga's own type
-            # answered a question of the first category only.
+            # A hand-over keeps the warga's gender, religion and language: they
+            # asked for them, whoever takes the curhat over. Its counsellor type is
+            # the counsellor's decision, so the fallback never lets go of it; the
+            # warga's own type answered a question of the first category only. The
+            # language is no part of the preference: it is only ever a wish.
             pref = Preference(
                 type=case.handover_type if handover else case.pref_type,
                 gender=case.pref_gender,
@@ -883,7 +885,8 @@ class Reconciler:
                 pref,
                 loads,
                 now=now,
-                language=rt.catalog.lang,
+                # The warga's own wish, else the bot's language, as it writes.
+                language=case.pref_language or rt.catalog.lang,
                 previous=previous,
                 round_robin_state=last_offers,
                 available=available,
@@ -970,6 +973,10 @@ class Reconciler:
         rt = self.rt
         category = rt.policy.category(case.handover_category or case.category)
         prefs = preference_words(self.rt, case)
+        if case.pref_language:
+            # Only for the counsellor: a language is a wish, never "not met".
+            language = language_label(rt.catalog, case.pref_language)
+            prefs = ", ".join(p for p in (prefs, language) if p)
         text = rt.text(
             "offer.new",
             code=case.code,

@@ -276,10 +276,19 @@ async def _play(
         lambda: warga.wait_for_text("Tentang apa", room_id=dm),
     )
 
+    ekonomi = service.policy.category("ekonomi")
+    asks_language = ekonomi is not None and ekonomi.ask_language
+    if asks_language:
+        # The sample lets the warga choose the language of this curhat.
+        await warga.send_text(dm, "ekonomi")
+        await steps.run(
+            "category chosen, bot asks the language of the curhat",
+            lambda: warga.wait_for_text("Dalam bahasa apa", room_id=dm),
+        )
     requested = time.monotonic()
-    await warga.send_text(dm, "ekonomi")
+    await warga.send_text(dm, "Basa Sunda" if asks_language else "ekonomi")
     receipt = await steps.run(
-        "category chosen, bot confirms the request and the queue place",
+        "intake done, bot confirms the request and the queue place",
         lambda: warga.wait_for_text("antrean nomor", room_id=dm),
     )
     code = _code(receipt.body)

@@ -230,6 +230,7 @@ class Handlers:
             category_key=chat.category,
             pref_type=chat.pref_type,
             pref_gender=chat.pref_gender,
+            pref_religion=chat.pref_religion,
         )
         sent_s = getattr(event, "server_timestamp", 0) / 1000
         if (
@@ -472,6 +473,7 @@ class Handlers:
             pref_type=None,
             pref_gender=None,
             pref_religion=None,
+            pref_language=None,
         )
         for text in answer.texts:
             await self.rt.say(tx, chat.room_id, text)
@@ -506,6 +508,7 @@ class Handlers:
             pref_gender=chat.pref_gender,
             pref_religion=chat.pref_religion,
             urgent=chat.urgent,
+            pref_language=chat.pref_language,
         )
         await tx.update_direct_chat(chat.room_id, urgent=0)
         crash_point("request_uncommitted")

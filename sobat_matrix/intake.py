@@ -2,8 +2,8 @@
 
 Pure: given where the dialogue stands and what the warga typed, it says what to answer
 and where the dialogue goes next. It keeps only the choices made (a category key, a
-counsellor type, a gender), never the words typed. A wrong answer gets the question
-again, briefly.
+counsellor type, a gender, a faith, a language code), never the words typed. A wrong
+answer gets the question again, briefly.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .i18n import Catalog
 from .policy import Category, Policy
 from .routing import (
     Preference,
+    language_options,
     preference_options,
     religion_options,
     step_candidates,
@@ -30,6 +31,7 @@ CATEGORY = "category"
 PREF_TYPE = "pref_type"
 PREF_GENDER = "pref_gender"
 PREF_RELIGION = "pref_religion"
+PREF_LANGUAGE = "pref_language"
 REQUESTED = "requested"
 IDLE = "idle"
 
@@ -43,6 +45,19 @@ _TRIM = ".,!?;:()\"'*_~`"
 def normalise(text: str) -> str:
     """Lower case, single spaces, no surrounding punctuation."""
     return _SPACES.sub(" ", text).strip().strip(_TRIM).strip().lower()
+
+
+def language_label(catalog: Catalog, code: str) -> str:
+    """A language's name as the catalogs give it; the code for one they do not name.
+
+    A policy may list any language code for its counsellors; the catalogs name the
+    few the service is likely to meet, and anything else is shown by its code
+    rather than refused.
+    """
+    key = f"intake.language_{code}"
+    if catalog.has(key):
+        return catalog.text(key)
+    return catalog.text("intake.language_other", code=code)
 
 
 @dataclass(frozen=True)
@@ -156,6 +171,17 @@ class Intake:
         )
         return options
 
+    def language_options(self, category: Category, given: Preference) -> list[Option]:
+        """Languages spoken by the counsellors who could serve the answers so far."""
+        options = []
+        for code in language_options(self.policy, category, given):
+            label = language_label(self.catalog, code)
+            options.append(Option(code, label, (normalise(code), normalise(label))))
+        any_label = self.t("intake.language_any")
+        any_words = (normalise(any_label), *self.words("intake.any_words"))
+        options.append(Option(ANY, any_label, any_words))
+        return options
+
     def _category_menu(self) -> str:
         lines = []
         for number, category in enumerate(self.policy.categories, start=1):
@@ -253,6 +279,15 @@ class Intake:
         options = self.religion_options(category, pref_type, pref_gender)
         return category.ask_religion and len(options) > 2
 
+    def ask_language(self, category: Category, given: Preference) -> str:
+        menu = self._menu(self.language_options(category, given))
+        return self.t("intake.language_question", menu=menu)
+
+    def _wants_language(self, category: Category, given: Preference) -> bool:
+        # Besides "any language", at least two: one alone is no choice.
+        options = self.language_options(category, given)
+        return category.ask_language and len(options) > 2
+
     # -- the dialogue ------------------------------------------------------------------
 
     def answer(
@@ -263,6 +298,7 @@ class Intake:
         category_key: str | None,
         pref_type: str | None,
         pref_gender: str | None = None,
+        pref_religion: str | None = None,
     ) -> Answer:
         """Answer a warga's message at ``step``."""
         if step == CONSENT:
@@ -276,6 +312,9 @@ class Intake:
             return self._on_gender(text, category, pref_type)
         if step == PREF_RELIGION:
             return self._on_religion(text, category, pref_type, pref_gender)
+        if step == PREF_LANGUAGE:
+            given = Preference(pref_type, pref_gender, pref_religion)
+            return self._on_language(text, category, given)
         return self.greeting()
 
     def _again(self, step: str, question: str) -> Answer:
@@ -310,6 +349,7 @@ class Intake:
             "pref_type": None,
             "pref_gender": None,
             "pref_religion": None,
+            "pref_language": None,
         }
         return self._next_after(category, updates)
 
@@ -333,6 +373,15 @@ class Intake:
         if self._wants_religion(category, pref_type, pref_gender):
             question = self.ask_religion(category, pref_type, pref_gender)
             return Answer(PREF_RELIGION, [question], updates)
+        given = Preference(pref_type, pref_gender)
+        return self._after_religion(category, given, updates)
+
+    def _after_religion(
+        self, category: Category, given: Preference, updates: dict[str, Any]
+    ) -> Answer:
+        if self._wants_language(category, given):
+            question = self.ask_language(category, given)
+            return Answer(PREF_LANGUAGE, [question], updates)
         return Answer(REQUESTED, [], updates, request=True)
 
     def _on_type(self, text: str, category: Category) -> Answer:
@@ -364,4 +413,12 @@ class Intake:
             question = self.ask_religion(category, pref_type, pref_gender)
             return self._again(PREF_RELIGION, question)
         value = None if option.value == ANY else option.value
-        return Answer(REQUESTED, [], {"pref_religion": value}, request=True)
+        given = Preference(pref_type, pref_gender, value)
+        return self._after_religion(category, given, {"pref_religion": value})
+
+    def _on_language(self, text: str, category: Category, given: Preference) -> Answer:
+        option = self.pick(text, self.language_options(category, given))
+        if option is None:
+            return self._again(PREF_LANGUAGE, self.ask_language(category, given))
+        value = None if option.value == ANY else option.value
+        return Answer(REQUESTED, [], {"pref_language": value}, request=True)

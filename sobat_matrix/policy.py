@@ -34,7 +34,7 @@ Format::
       keluarga:                  # key: lowercase letters, digits and _
         label: {id: Keluarga, en: Family}    # string or language mapping
         description: {id: "...", en: "..."}  # optional, same shape
-        ask: [type, gender]      # optional, default []; also religion; asked at intake
+        ask: [type, gender]      # optional, default []; also religion, language
         preference_fallback: 20m # optional, default the queue's; see below
         route:                   # a non-empty list of steps, tried in order
           - types: [psikolog]                # eligible types
@@ -82,10 +82,14 @@ order) or ``previous`` (the counsellor this warga had before, else least loaded)
 ties go to file order. There is no ``fallback`` key: when a step has nobody
 available, the next step is the fallback, so a route reads top to bottom.
 
-``ask`` may hold ``type``, ``gender`` and ``religion``; the route must reach
-counsellors with at least two different answers to each, or the question would be
-a formality. A ``referral`` category opens no curhat: it has no route and asks
-nothing.
+``ask`` may hold ``type``, ``gender``, ``religion`` and ``language``; the route
+must reach counsellors with at least two different answers to each (for
+``language``: between them, at least two of the ``languages`` they speak), or the
+question would be a formality. A ``referral`` category opens no curhat: it has no
+route and asks nothing. The language a warga picks is the language of their curhat
+with the counsellor: routing offers it first to counsellors who speak it, then to
+those who speak Bahasa Indonesia (see :mod:`sobat_matrix.routing`). The bot itself
+keeps writing in its configured language.
 
 ``preference_fallback`` says what happens when nobody matching the warga's preference
 (type, gender, religion) can take the curhat. ``never``, the default, keeps the
@@ -101,7 +105,9 @@ Everyone matching having declined gives the curhat up under ``never``; with a
 duration it waits for the fallback, and only everyone on the route declining does.
 Set on ``queue`` for every category, or on one category to differ. A
 counsellor-type hand-over (``!alihkan psikolog``) is the counsellor's decision, not a
-preference: it is never relaxed.
+preference: it is never relaxed. A language preference is not touched by the
+fallback either, because it is only ever a wish: a curhat never waits for a
+speaker of the warga's language while someone speaking Bahasa Indonesia is free.
 
 Urgent ``words`` are looked for as :mod:`sobat_matrix.urgent` folds them,
 and each needs a letter or digit left after folding.
@@ -146,7 +152,7 @@ logger = logging.getLogger(__name__)
 
 REFERENCE_LANGUAGE = "id"
 GENDERS = ("perempuan", "laki-laki")
-PREFERENCES = ("type", "gender", "religion")
+PREFERENCES = ("type", "gender", "religion", "language")
 ORDERS = ("least_loaded", "round_robin", "priority", "previous")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_LANGUAGES = ("id",)
@@ -421,6 +427,7 @@ class Category:
     route: tuple[RouteStep, ...]
     ask_religion: bool = False
     referral: Referral | None = None
+    ask_language: bool = False
     preference_fallback_s: float | None = None
     """Seconds before the preference may be relaxed; ``None``: the queue's."""
 
@@ -1153,6 +1160,7 @@ class _PolicyReader:
             route=tuple(route),
             ask_religion="religion" in asks,
             preference_fallback_s=fallback_s,
+            ask_language="language" in asks,
         )
 
     def _referral_category(self, key: str, node: Node) -> Category | None:
@@ -1279,6 +1287,7 @@ class _PolicyReader:
         offered_types = {t for c in reachable for t in c.types}
         offered_genders = {c.gender for c in reachable}
         offered_religions = {c.religion for c in reachable if c.religion is not None}
+        offered_languages = {lang for c in reachable for lang in c.languages}
         if "type" in asks and len(offered_types) < 2:
             self.problems.add(
                 node, "asks for a type preference but its route offers only one type"
@@ -1293,6 +1302,12 @@ class _PolicyReader:
                 node,
                 "asks for a religion preference but its route offers fewer than "
                 "two religions",
+            )
+        if "language" in asks and len(offered_languages) < 2:
+            self.problems.add(
+                node,
+                "asks for a language preference but its route's counsellors speak "
+                "only one language",
             )
 
     def _route(self, node: Node) -> list[RouteStep] | None:

@@ -22,9 +22,11 @@ The rules, in order:
    them (``least_loaded``, ``round_robin``, ``priority`` or ``previous``, see
    :mod:`sobat_matrix.policy`), ties going to file order. A step with nobody
    available falls through to the next: that is the route's fallback.
-3. Given the warga's ``language``, the route is walked first among counsellors who
-   speak it; if nobody is available, again among those who speak Bahasa Indonesia,
-   which every warga of the service can read. A language is a wish, not a wall.
+3. Given the warga's ``language`` (the one they chose at intake, else the bot's),
+   the route is walked first among counsellors who speak it; if nobody is
+   available, again among those who speak Bahasa Indonesia, which every warga of
+   the service can read. A language is a wish, not a wall: rule 5 never needs to
+   let go of it.
 4. If nobody is available, start a new round among those whose offer timed out
    (not those who declined): a counsellor who missed an offer may be free now.
 5. If still nobody matching the preference is available, and the curhat has waited
@@ -163,6 +165,21 @@ def religion_options(
     reachable = (c for c in policy.reachable(category) if given.accepts(c))
     religions = (c.religion for c in reachable if c.religion is not None)
     return list(dict.fromkeys(religions))
+
+
+def language_options(
+    policy: Policy, category: Category, given: Preference = Preference()
+) -> list[str]:
+    """The languages a warga can usefully ask for in ``category``.
+
+    Those spoken by the counsellors the route can reach who match ``given`` (the
+    answers so far): Bahasa Indonesia first, then each as first seen in file
+    order. Asking for one is a wish (rule 3), so the list says who speaks what,
+    not who will answer.
+    """
+    reachable = (c for c in policy.reachable(category) if given.accepts(c))
+    spoken = dict.fromkeys(lang for c in reachable for lang in c.languages)
+    return sorted(spoken, key=lambda lang: lang != REFERENCE_LANGUAGE)
 
 
 def choose(

@@ -172,6 +172,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE cases ADD COLUMN handover_at REAL;
     ALTER TABLE cases ADD COLUMN pref_relaxed_at REAL;
     """,
+    # The language a warga chose to tell their curhat in (a code like "su"), for
+    # routing to a counsellor who speaks it; NULL: the bot's own language.
+    """
+    ALTER TABLE cases ADD COLUMN pref_language TEXT;
+    ALTER TABLE dm_rooms ADD COLUMN pref_language TEXT;
+    """,
 ]
 
 # A curhat's life. "waiting": no counsellor yet; "accepted": a counsellor said yes
@@ -222,6 +228,8 @@ class Case:
     # When the warga was told nobody matching their preference could take it in
     # time and anyone may now; cleared when a hand-over starts looking again.
     pref_relaxed_at: float | None = None
+    # The language the warga chose at intake; None: the bot's own.
+    pref_language: str | None = None
 
     @property
     def purpose(self) -> str:
@@ -267,6 +275,7 @@ class DirectChat:
     pref_religion: str | None = None
     urgent: bool = False
     resume_step: str | None = None
+    pref_language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -454,7 +463,7 @@ class Tx:
         row = await self._one(
             "SELECT room_id, warga, step, category, pref_type, pref_gender,"
             " rating_case, rating_event_id, updated_at, pref_religion, urgent,"
-            " resume_step FROM dm_rooms WHERE room_id = ?",
+            " resume_step, pref_language FROM dm_rooms WHERE room_id = ?",
             (room_id,),
         )
         if row is None:
@@ -475,6 +484,7 @@ class Tx:
             "pref_type",
             "pref_gender",
             "pref_religion",
+            "pref_language",
             "urgent",
             "rating_case",
             "rating_event_id",
@@ -504,11 +514,12 @@ class Tx:
         pref_gender: str | None,
         pref_religion: str | None = None,
         urgent: bool = False,
+        pref_language: str | None = None,
     ) -> Case:
         case_id = await self._run(
             "INSERT INTO cases (code, warga, warga_ref, dm_room, category, pref_type,"
-            " pref_gender, pref_religion, urgent, status, requested_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?)",
+            " pref_gender, pref_religion, urgent, status, requested_at, pref_language)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?)",
             (
                 code,
                 warga,
@@ -520,6 +531,7 @@ class Tx:
                 pref_religion,
                 int(urgent),
                 time.time(),
+                pref_language,
             ),
         )
         case = await self.case(case_id)
@@ -771,6 +783,7 @@ class Tx:
         async with self._db.execute(
             "UPDATE dm_rooms SET warga = NULL, step = 'idle', category = NULL,"
             " pref_type = NULL, pref_gender = NULL, pref_religion = NULL,"
+            " pref_language = NULL,"
             " rating_case = NULL, rating_event_id = NULL, urgent = 0,"
             " resume_step = NULL, updated_at = ?" + where,
             (time.time(), *args),

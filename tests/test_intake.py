@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -17,6 +17,7 @@ from sobat_matrix.intake import (
     CONSENT,
     IDLE,
     PREF_GENDER,
+    PREF_LANGUAGE,
     PREF_TYPE,
     REQUESTED,
     Answer,
@@ -61,10 +62,22 @@ CONSENT_QUESTION = "Apakah Anda setuju untuk melanjutkan?"
 CATEGORY_QUESTION = "Tentang apa yang ingin Anda ceritakan?"
 TYPE_QUESTION = "Anda ingin berbicara dengan konselor yang mana?"
 GENDER_QUESTION = "Apakah Anda ingin konselor perempuan atau laki-laki?"
+LANGUAGE_QUESTION = "Dalam bahasa apa Anda ingin bercerita kepada konselor?"
 
 # The only values intake may ever store: keys from the policy and "no preference".
-OPTION_KEYS = {*(c.key for c in POLICY.categories), *POLICY.counsellor_types, *GENDERS}
-UPDATE_FIELDS = {"category", "pref_type", "pref_gender", "pref_religion"}
+OPTION_KEYS = {
+    *(c.key for c in POLICY.categories),
+    *POLICY.counsellor_types,
+    *GENDERS,
+    *(lang for c in POLICY.counsellors for lang in c.languages),
+}
+UPDATE_FIELDS = {
+    "category",
+    "pref_type",
+    "pref_gender",
+    "pref_religion",
+    "pref_language",
+}
 
 
 @dataclass
@@ -82,6 +95,7 @@ class Chat:
             category_key=self.state.get("category"),
             pref_type=self.state.get("pref_type"),
             pref_gender=self.state.get("pref_gender"),
+            pref_religion=self.state.get("pref_religion"),
         )
         self.step = answer.step
         self.state.update(answer.updates)
@@ -219,6 +233,7 @@ def test_choosing_a_category_clears_earlier_preferences() -> None:
         "pref_type": None,
         "pref_gender": None,
         "pref_religion": None,
+        "pref_language": None,
     }
 
 
@@ -227,6 +242,9 @@ def test_choosing_a_category_clears_earlier_preferences() -> None:
     [
         pytest.param("keluarga", PREF_TYPE, TYPE_QUESTION, id="keluarga-type"),
         pytest.param("sosial", PREF_GENDER, GENDER_QUESTION, id="sosial-gender"),
+        pytest.param(
+            "ekonomi", PREF_LANGUAGE, LANGUAGE_QUESTION, id="ekonomi-language"
+        ),
     ],
 )
 def test_category_leads_to_its_first_question(
@@ -241,7 +259,16 @@ def test_category_leads_to_its_first_question(
 
 
 def test_category_without_questions_requests_right_away() -> None:
-    answer = at_step(CATEGORY).say("ekonomi")
+    ekonomi = replace(policy_category("ekonomi"), ask_language=False)
+    policy = Policy(
+        Path("asks-nothing.yaml"),
+        POLICY.counsellor_types,
+        POLICY.counsellors,
+        (ekonomi,),
+    )
+    intake = Intake(policy, CATALOG, label_in("id"))
+
+    answer = at_step(CATEGORY).say("ekonomi", intake)
 
     assert answer.step == REQUESTED
     assert answer.request is True
@@ -309,10 +336,10 @@ def test_category_without_questions_requests_right_away() -> None:
             id="sosial-no-preference",
         ),
         pytest.param(
-            ("ya", "ekonomi"),
-            (CATEGORY, REQUESTED),
+            ("ya", "ekonomi", "bebas"),
+            (CATEGORY, PREF_LANGUAGE, REQUESTED),
             ("ekonomi", None, None),
-            id="ekonomi-asks-nothing",
+            id="ekonomi-any-language",
         ),
         pytest.param(
             ("hmm", "ya", "uang", "keluarga", "dokter", "1", "pria", "bebas"),
@@ -346,6 +373,7 @@ def test_dialogue(
         "pref_type": pref_type,
         "pref_gender": pref_gender,
         "pref_religion": None,
+        "pref_language": None,
     }
 
     last = chat.answers[-1]
@@ -439,6 +467,7 @@ def test_gender_menu_counts_only_counsellors_the_route_reaches() -> None:
         "pref_type": "psikolog",
         "pref_gender": None,
         "pref_religion": None,
+        "pref_language": None,
     }
 
 
@@ -484,6 +513,7 @@ MARKER = "rahasia-7c1e9b"
         (PREF_TYPE, "keluarga", None),
         (PREF_GENDER, "keluarga", "psikolog"),
         (PREF_GENDER, "sosial", None),
+        (PREF_LANGUAGE, "ekonomi", None),
     ],
 )
 @pytest.mark.parametrize(
@@ -513,6 +543,7 @@ def test_typed_words_are_never_kept_or_echoed(
         ("ya", "Social Life", "Perempuan!"),
         ("1", "family", "Religious Counsellor"),
         ("1", "1", "terserah", "semua"),
+        ("ya", "ekonomi", "Basa Sunda"),
     ],
 )
 def test_only_option_keys_are_kept(messages: tuple[str, ...]) -> None:
@@ -679,3 +710,127 @@ def test_a_warga_may_ask_for_a_counsellor_of_a_faith(tmp_path: Path) -> None:
 
     assert done.request
     assert chat.state["pref_religion"] == "kristen"
+
+
+# -- the language of the curhat ------------------------------------------------------
+
+
+def test_the_language_menu_lists_what_the_route_speaks_then_any() -> None:
+    """Ekonomi reaches Rina and Siti (id, su) and Budi (id): two languages."""
+    answer = at_step(CATEGORY).say("ekonomi")
+
+    (question,) = answer.texts
+    assert LANGUAGE_QUESTION in question
+    assert "1. Bahasa Indonesia\n2. Basa Sunda\n3. Bahasa apa saja" in question
+    assert "Pesan dari bot ini tetap dalam Bahasa Indonesia." in question
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("2", "su"),
+        ("Basa Sunda", "su"),
+        ("sunda", "su"),
+        ("bahasa sunda aja", "su"),
+        ("su", "su"),
+        ("1", "id"),
+        ("Bahasa Indonesia", "id"),
+        ("indonesia", "id"),
+        ("3", None),
+        ("bebas", None),
+        ("tidak ada", None),
+        ("Bahasa apa saja", None),
+    ],
+)
+def test_the_chosen_language_is_kept_and_requests(
+    text: str, language: str | None
+) -> None:
+    answer = at_step(PREF_LANGUAGE, "ekonomi").say(text)
+
+    assert answer.updates == {"pref_language": language}
+    assert answer.step == REQUESTED and answer.request and answer.texts == []
+
+
+@pytest.mark.parametrize("text", ["", "0", "4", "English", "jawa", "bukan sunda"])
+def test_an_unknown_language_repeats_the_question(text: str) -> None:
+    answer = at_step(PREF_LANGUAGE, "ekonomi").say(text)
+
+    assert_asked_again(answer, PREF_LANGUAGE, LANGUAGE_QUESTION)
+
+
+def test_a_category_that_does_not_ask_never_asks_the_language() -> None:
+    """Keluarga's route speaks id, su and ar, but the category does not ask."""
+    chat = walk("ya", "keluarga", "psikolog", "perempuan")
+
+    assert chat.answers[-1].request
+    assert all(a.step != PREF_LANGUAGE for a in chat.answers)
+    assert chat.state["pref_language"] is None
+
+
+LANGUAGE_POLICY = """
+counsellor_types:
+  psikolog: {id: Psikolog}
+counsellors:
+  - {id: "@euis:kota.test", name: Ibu Euis, types: [psikolog],
+     gender: perempuan, languages: [id, su, jv]}
+  - {id: "@asep:kota.test", name: Pak Asep, types: [psikolog], gender: laki-laki}
+categories:
+  umum:
+    label: {id: Umum}
+    ask: [gender, language]
+    route:
+      - {types: [psikolog], timeout: 5m}
+"""
+
+
+def language_intake(tmp_path: Path, lang: str = "id") -> Intake:
+    path = tmp_path / "languages.yaml"
+    path.write_text(LANGUAGE_POLICY)
+    return Intake(load_policy(path), Catalog(lang), label_in(lang))
+
+
+def test_the_language_is_asked_only_among_the_earlier_answers(
+    tmp_path: Path,
+) -> None:
+    """After "laki-laki" only Asep is left, who speaks Bahasa Indonesia alone."""
+    intake = language_intake(tmp_path)
+    chat = Chat(CATEGORY)
+    chat.say("umum", intake)
+
+    done = chat.say("laki-laki", intake)
+
+    assert done.step == REQUESTED and done.request
+    assert chat.state["pref_language"] is None
+
+
+def test_a_language_the_catalogs_do_not_name_is_shown_by_its_code(
+    tmp_path: Path,
+) -> None:
+    intake = language_intake(tmp_path)
+    chat = Chat(CATEGORY)
+    chat.say("umum", intake)
+
+    asked = chat.say("perempuan", intake)
+
+    assert asked.step == PREF_LANGUAGE
+    assert (
+        '1. Bahasa Indonesia\n2. Basa Sunda\n3. Bahasa "jv"\n4. Bahasa apa saja'
+        in asked.texts[0]
+    )
+    assert chat.say("jv", intake).updates == {"pref_language": "jv"}
+
+
+def test_the_language_question_in_english(tmp_path: Path) -> None:
+    intake = language_intake(tmp_path, "en")
+    chat = Chat(CATEGORY)
+    chat.say("umum", intake)
+
+    asked = chat.say("Female", intake)
+
+    assert (
+        "In which language would you like to talk to the counsellor?"
+        in (asked.texts[0])
+    )
+    assert "This bot's own messages stay in English." in asked.texts[0]
+    assert '3. Language "jv"\n4. Any language' in asked.texts[0]
+    assert chat.say("any language", intake).updates == {"pref_language": None}

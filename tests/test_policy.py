@@ -143,8 +143,13 @@ def test_sample_policy_loads() -> None:
         "@siti:sukabumi.test",
         "@ahmad:sukabumi.test",
     ]
-    asks = [(c.ask_type, c.ask_gender) for c in policy.categories]
-    assert asks == [(True, True), (False, True), (False, False), (False, False)]
+    asks = [(c.ask_type, c.ask_gender, c.ask_language) for c in policy.categories]
+    assert asks == [
+        (True, True, False),
+        (False, True, False),
+        (False, False, True),
+        (False, False, False),
+    ]
     for category in policy.categories:
         assert category.label("id") and category.label("en")
         assert category.description("id") and category.description("en")
@@ -620,11 +625,24 @@ def when_open(
             id="ask-gender-one-gender",
         ),
         pytest.param(
+            "    languages: [id, su]\n    max_open: 2\n"
+            "categories:\n  keluarga:\n    label: {id: Keluarga, en: Family}\n"
+            "    ask: [type, gender]\n",
+            "    languages: [id]\n    max_open: 2\n"
+            "categories:\n  keluarga:\n    label: {id: Keluarga, en: Family}\n"
+            "    ask: [language]\n",
+            [
+                "p.yaml:18: categories.keluarga.ask: asks for a language preference "
+                "but its route's counsellors speak only one language"
+            ],
+            id="ask-language-one-language",
+        ),
+        pytest.param(
             "    ask: [type, gender]",
             "    ask: [type, umur]",
             [
                 "p.yaml:18: categories.keluarga.ask[1]: expected one of: type, "
-                'gender, religion; got "umur"'
+                'gender, religion, language; got "umur"'
             ],
             id="ask-unknown",
         ),
@@ -1275,6 +1293,17 @@ def test_ask_religion_with_two_religions(tmp_path: Path) -> None:
 
     keluarga = policy.categories[0]
     assert keluarga.ask_religion and keluarga.ask_type and keluarga.ask_gender
+
+
+def test_ask_language_with_two_languages(tmp_path: Path) -> None:
+    """Rina speaks the default Bahasa Indonesia, Budi Sundanese too."""
+    text = edit("    ask: [type, gender]", "    ask: [type, gender, language]")
+
+    policy = load_policy(write(tmp_path, text))
+
+    keluarga = policy.categories[0]
+    assert keluarga.ask_language and keluarga.ask_type and keluarga.ask_gender
+    assert not load_policy(write(tmp_path, BASE)).categories[0].ask_language
 
 
 LINK = 'expected a link starting with "https://" or "http://", got'

@@ -65,7 +65,7 @@ categories:
   umum:
     label: {id: Umum, en: General}
     description: Apa saja.
-    ask: [gender]
+    ask: [gender, language]
     preference_fallback: 45m
     route:
       - {types: [psikolog], skills: [kdrt], languages: [su], genders: [perempuan],
@@ -209,6 +209,12 @@ queue: {max_waiting: 30, estimate_per_place: 10m, notify_step: 2,
             "  preference_fallback: tidak pernah ",
             "$.queue.preference_fallback",
             id="queue-preference-fallback-in-words",
+        ),
+        pytest.param(
+            "    ask: [language] ",
+            "    ask: [bahasa] ",
+            "$.categories.ekonomi.ask[0]",
+            id="ask-unknown-preference",
         ),
         pytest.param(
             "    preference_fallback: 30m ",

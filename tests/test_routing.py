@@ -34,6 +34,7 @@ from sobat_matrix.routing import (
     _rosters,
     choose,
     choose_on_call,
+    language_options,
     next_opening,
     preference_options,
     religion_options,
@@ -298,6 +299,21 @@ def test_preference_options_of_the_sample_policy() -> None:
         # A referral is not counselling: nobody to choose.
         "pengaduan": ([], []),
     }
+
+
+def test_language_options_of_the_sample_policy() -> None:
+    """Bahasa Indonesia first, then as first seen; narrowed by the answers so far."""
+    policy = load_policy(REPO / "policies" / "sukabumi.yaml")
+    options = {c.key: language_options(policy, c) for c in policy.categories}
+
+    assert options == {
+        "keluarga": ["id", "su", "ar"],
+        "sosial": ["id", "su", "ar"],
+        "ekonomi": ["id", "su"],
+        "pengaduan": [],
+    }
+    ekonomi = policy.categories[2]
+    assert language_options(policy, ekonomi, Preference(gender="laki-laki")) == ["id"]
 
 
 def test_sample_policy_routes_family_to_siti_first() -> None:

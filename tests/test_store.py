@@ -372,6 +372,31 @@ async def test_forgetting_on_request_unlinks_everything_and_counts(
     assert count == "2"
 
 
+async def test_the_chosen_language_is_kept_until_the_warga_is_forgotten(
+    store: Store,
+) -> None:
+    async with store.tx() as tx:
+        await tx.add_direct_chat(DM, RINA)
+        await tx.update_direct_chat(DM, step="requested", pref_language="su")
+        case = await tx.add_case(
+            code="LLLL",
+            warga=RINA,
+            dm_room=DM,
+            category="keluarga",
+            pref_type=None,
+            pref_gender=None,
+            pref_language="su",
+        )
+        kept = (await tx.direct_chat(DM), await tx.case(case.id))
+
+        await tx.forget_warga(RINA)
+        chat = await tx.direct_chat(DM)
+
+    assert kept[0] is not None and kept[0].pref_language == "su"
+    assert kept[1] is not None and kept[1].pref_language == "su"
+    assert chat is not None and chat.pref_language is None
+
+
 async def test_migration_4_keeps_direct_chats_and_fills_pseudonyms(
     db_path: Path,
 ) -> None:

@@ -53,6 +53,26 @@ def load_all(
     return config, policy
 
 
+def _refused(exc: ConfigError) -> int:
+    """Print every problem of the config or the policy, one per line."""
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _unavailable(config: Config, exc: Exception) -> int:
+    """Say why the homeserver could not be used; the token never appears."""
+    if isinstance(exc, MatrixError):
+        logger.error("homeserver problem: %s", exc)
+    else:
+        logger.error(
+            "cannot reach the homeserver at %s: %s",
+            config.homeserver.url,
+            type(exc).__name__,
+        )
+    return EXIT_UNAVAILABLE
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate the config and its policy, or, with ``--policy`` alone, a policy.
 
@@ -73,9 +93,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             supervisors=config.supervisors,
         )
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_CONFIG
+        return _refused(exc)
     print(f"{config_path}: OK; {policy.source}: OK ({_sizes(policy)})")
     if config.bot.password is None:
         # Allowed here so a machine without the secret can check the files.
@@ -95,9 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         config, policy = load_all(args.config)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_CONFIG
+        return _refused(exc)
 
     logsetup.configure(config.logging.level)
     try:
@@ -130,16 +146,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except CrossSigningError as exc:
         logger.error("cross-signing: %s", exc)
         return EXIT_STORE
-    except MatrixError as exc:
-        logger.error("homeserver problem: %s", exc)
-        return EXIT_UNAVAILABLE
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        logger.error(
-            "cannot reach the homeserver at %s: %s",
-            config.homeserver.url,
-            type(exc).__name__,
-        )
-        return EXIT_UNAVAILABLE
+    except (MatrixError, aiohttp.ClientError, TimeoutError) as exc:
+        return _unavailable(config, exc)
     return 0
 
 
@@ -148,9 +156,7 @@ def cmd_restore_session(args: argparse.Namespace) -> int:
     try:
         config, _ = load_all(args.config)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_CONFIG
+        return _refused(exc)
 
     logsetup.configure(config.logging.level)
     try:
@@ -160,16 +166,8 @@ def cmd_restore_session(args: argparse.Namespace) -> int:
     except DeviceUnusable as exc:
         logger.error("%s", exc)
         return EXIT_STORE
-    except MatrixError as exc:
-        logger.error("homeserver problem: %s", exc)
-        return EXIT_UNAVAILABLE
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        logger.error(
-            "cannot reach the homeserver at %s: %s",
-            config.homeserver.url,
-            type(exc).__name__,
-        )
-        return EXIT_UNAVAILABLE
+    except (MatrixError, aiohttp.ClientError, TimeoutError) as exc:
+        return _unavailable(config, exc)
     print(f"{config.data_dir / 'session.json'}: device {device_id}")
     return 0
 
@@ -177,13 +175,7 @@ def cmd_restore_session(args: argparse.Namespace) -> int:
 async def restore_session(config: Config) -> str:
     config = with_data_dir_secrets(config)
     assert config.secrets.store_key is not None and config.bot.password is not None
-    matrix = Matrix(
-        config.homeserver.url,
-        config.bot.user_id,
-        config.data_dir,
-        device_name=config.bot.device_name,
-        pickle_key=config.secrets.store_key.reveal(),
-    )
+    matrix = Matrix.for_config(config)
     try:
         return await matrix.restore_session(config.bot.password.reveal())
     finally:

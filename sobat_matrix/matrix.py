@@ -43,7 +43,7 @@ from nio import (
 )
 
 from . import devicestore
-from .config import STORE_KEY_CHECK_FILE, STORE_KEY_ENV, STORE_KEY_FILE
+from .config import STORE_KEY_CHECK_FILE, STORE_KEY_ENV, STORE_KEY_FILE, Config
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +195,18 @@ class Matrix:
         )
         self._http: aiohttp.ClientSession | None = None
         self._keys_lock = asyncio.Lock()
+
+    @classmethod
+    def for_config(cls, config: Config) -> Matrix:
+        """The bot's device as the config names it; its secrets must be filled in."""
+        assert config.secrets.store_key is not None
+        return cls(
+            config.homeserver.url,
+            config.bot.user_id,
+            config.data_dir,
+            device_name=config.bot.device_name,
+            pickle_key=config.secrets.store_key.reveal(),
+        )
 
     # -- session -------------------------------------------------------------------
 

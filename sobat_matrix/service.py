@@ -106,13 +106,7 @@ class Service:
             config.data_dir / "sobat.db",
             pseudonym_key=config.secrets.pseudonym_secret.reveal().encode(),
         )
-        matrix = Matrix(
-            config.homeserver.url,
-            config.bot.user_id,
-            config.data_dir,
-            device_name=config.bot.device_name,
-            pickle_key=config.secrets.store_key.reveal(),
-        )
+        matrix = Matrix.for_config(config)
         password = config.bot.password.reveal() if config.bot.password else None
         try:
             await matrix.connect(password)

@@ -249,18 +249,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--policy",
         type=Path,
         default=None,
-        help="policy file (default: the Sukabumi sample)",
+        help="policy file (default: a copy of the Sukabumi sample that is always open)",
     )
     demo.add_argument(
         "--port",
         type=int,
         default=8008,
-        help="port of the local homeserver on 127.0.0.1 (another if taken)",
+        help=(
+            "port of the local homeserver on 127.0.0.1 (at the first run, another "
+            "if taken)"
+        ),
     )
     demo.add_argument(
         "--scripted",
         action="store_true",
-        help="drive a warga and a counsellor through one curhat, then exit",
+        help=(
+            "drive a warga, the counsellors and a supervisor through one curhat, "
+            "then exit"
+        ),
     )
     demo.set_defaults(func=cmd_demo)
     return parser

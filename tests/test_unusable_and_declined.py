@@ -30,6 +30,7 @@ from sobat_matrix.curhat import (
     next_step,
 )
 from sobat_matrix.devserver import DevServer
+from sobat_matrix.devtools import Actor
 from sobat_matrix.matrix import MatrixError
 from sobat_matrix.policy import Policy, QueueRules, load_policy
 from sobat_matrix.routing import Choice, Preference, choose
@@ -444,24 +445,31 @@ async def test_everybody_declined_closes_the_curhat_with_the_contacts(
     await world.warga.wait_for_text("setuju", room_id=dm, timeout=30)
 
 
-@pytest.mark.integration
-async def test_a_counsellor_deactivated_while_holding_an_offer_loses_it_at_once(
-    synapse: DevServer, tmp_path: Path, worlds: list[BotWorld]
-) -> None:
-    """Checked at the start, A is usable; deactivated later, A's offer moves on."""
+async def a_then_b(
+    synapse: DevServer, tmp_path: Path, worlds: list[BotWorld], timeout: str
+) -> tuple[BotWorld, Actor, Actor, str, str]:
+    """A running bot whose ``keluarga`` goes to A, then B, each offer ``timeout``."""
     world = await make_world(
         synapse,
         tmp_path,
         policy=lambda ids: two_step_policy(
             ids,
             f'      - counsellors: ["{ids["a"]}", "{ids["b"]}"]\n'
-            "        order: priority\n        timeout: 30m",
+            f"        order: priority\n        timeout: {timeout}",
         ),
     )
     worlds.append(world)
     await world.start_bot()
     a, b = world.counsellors["a"], world.counsellors["b"]
-    a_duty, b_duty = await duty_room(a), await duty_room(b)
+    return world, a, b, await duty_room(a), await duty_room(b)
+
+
+@pytest.mark.integration
+async def test_a_counsellor_deactivated_while_holding_an_offer_loses_it_at_once(
+    synapse: DevServer, tmp_path: Path, worlds: list[BotWorld]
+) -> None:
+    """Checked at the start, A is usable; deactivated later, A's offer moves on."""
+    world, a, b, a_duty, b_duty = await a_then_b(synapse, tmp_path, worlds, "30m")
     sup_room = await supervisors_room(world)
 
     _, code = await request(world, world.warga, "Keluarga")
@@ -517,19 +525,7 @@ async def test_unanswered_offers_move_on_and_nobody_is_asked_twice(
 ) -> None:
     """A's offer lapses and goes to B; B's lapses too: with the default one round
     the curhat is given up honestly instead of going back to A."""
-    world = await make_world(
-        synapse,
-        tmp_path,
-        policy=lambda ids: two_step_policy(
-            ids,
-            f'      - counsellors: ["{ids["a"]}", "{ids["b"]}"]\n'
-            "        order: priority\n        timeout: 3s",
-        ),
-    )
-    worlds.append(world)
-    await world.start_bot()
-    a, b = world.counsellors["a"], world.counsellors["b"]
-    a_duty, b_duty = await duty_room(a), await duty_room(b)
+    world, a, b, a_duty, b_duty = await a_then_b(synapse, tmp_path, worlds, "3s")
 
     dm, code = await request(world, world.warga, "Keluarga")
     await a.wait_for_text(f"#{code}", room_id=a_duty, timeout=30)
